@@ -1,0 +1,189 @@
+//! Command line and environment configuration.
+//!
+//! Every setting is a flag with an environment variable of the same meaning, so
+//! `querygate serve --help` is the configuration manual. Names of the replaced
+//! Node app (`PORT`, `FRONTEND_URL`, `RATE_LIMIT_*`, `OPENAI_*`) are kept.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::secret::Secret;
+
+/// querygate: a stateless HTTP API to explore PostgreSQL, MySQL/MariaDB and SQLite.
+#[derive(Debug, Parser)]
+#[command(name = "querygate", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// What to do; without a subcommand querygate serves.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Server settings, when no subcommand is given.
+    #[command(flatten)]
+    pub serve: Config,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API (the default).
+    Serve(Config),
+    /// Create a new key version.
+    Keygen(KeygenArgs),
+}
+
+/// Arguments of `querygate keygen`.
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Id of the new version; defaults to `k` followed by the UTC time
+    /// (`k20260101T120000`), so ids sort by age.
+    #[arg(long)]
+    pub kid: Option<String>,
+    /// Folder to write `<kid>.key` into (mode 0600).
+    #[arg(long, env = "QUERYGATE_KEYS_DIR", default_value = "keys")]
+    pub keys_dir: PathBuf,
+    /// Print `kid:SECRET` for `QUERYGATE_KEYS` instead of writing a file.
+    #[arg(long)]
+    pub print: bool,
+}
+
+/// Whether this is a development or a production deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Environment {
+    /// Creates a development key when none is configured; readable logs.
+    Development,
+    /// Refuses to start without keys; JSON logs.
+    Production,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// All settings of the server.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "HOST", default_value = "0.0.0.0")]
+    pub host: IpAddr,
+    /// Port to listen on (0 picks a free one and logs it).
+    #[arg(long, env = "PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// `development` or `production`. Production refuses to start without keys.
+    #[arg(long = "env", env = "QUERYGATE_ENV", value_enum, default_value = "development")]
+    pub environment: Environment,
+    /// Log format; defaults to `json` in production and `pretty` otherwise.
+    #[arg(long, env = "LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+
+    /// Key versions as `kid1:SECRET,kid2:SECRET` (standard base64 of at least 32
+    /// random bytes); the first is active. Overrides the keys folder.
+    #[arg(long, env = "QUERYGATE_KEYS", hide_env_values = true, value_parser = Secret::parse)]
+    pub keys: Option<Secret>,
+    /// Folder of `<kid>.key` files, used when `QUERYGATE_KEYS` is not set.
+    #[arg(long, env = "QUERYGATE_KEYS_DIR", default_value = "keys")]
+    pub keys_dir: PathBuf,
+    /// The active key version in the keys folder; defaults to the newest file.
+    #[arg(long, env = "QUERYGATE_ACTIVE_KID")]
+    pub active_kid: Option<String>,
+
+    /// Lifetime of one token, in seconds.
+    #[arg(long, env = "TOKEN_TTL", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    pub token_ttl: u64,
+    /// How long a chain of refreshed tokens may live after the first connect, in seconds.
+    #[arg(long, env = "TOKEN_MAX_LIFETIME", default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    pub token_max_lifetime: u64,
+    /// Allowed clock skew between instances when checking `exp` and `nbf`, in seconds.
+    #[arg(long, env = "TOKEN_LEEWAY", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub token_leeway: u64,
+    /// The `iss` claim written and required.
+    #[arg(long, env = "TOKEN_ISSUER", default_value = "querygate")]
+    pub token_issuer: String,
+    /// The `aud` claim written and required.
+    #[arg(long, env = "TOKEN_AUDIENCE", default_value = "querygate")]
+    pub token_audience: String,
+
+    /// Folder holding the SQLite databases clients may open by name; the demo
+    /// database is created here on start.
+    #[arg(long, env = "SQLITE_DIR", default_value = "data")]
+    pub sqlite_dir: PathBuf,
+    /// Upper bound on rows returned by one query.
+    #[arg(long, env = "MAX_ROWS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_rows: u64,
+    /// Upper bound on the run time of one statement, in milliseconds.
+    #[arg(long, env = "STATEMENT_TIMEOUT_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub statement_timeout_ms: u64,
+    /// Time allowed to resolve, reach and log in to a database, in milliseconds.
+    #[arg(long, env = "DB_CONNECT_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub db_connect_timeout_ms: u64,
+    /// Comma-separated host names or CIDR networks clients may connect to; empty
+    /// allows every host not denied.
+    #[arg(long, env = "DB_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub db_allowed_hosts: Vec<String>,
+    /// Comma-separated CIDR networks clients may never reach (checked on every
+    /// resolved address), e.g. `169.254.0.0/16,10.0.0.0/8`.
+    #[arg(long, env = "DB_DENIED_NETWORKS", value_delimiter = ',')]
+    pub db_denied_networks: Vec<ipnet::IpNet>,
+    /// Connection pools kept in memory at most (one per distinct connection).
+    #[arg(long, env = "POOL_MAX_POOLS", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub pool_max_pools: u64,
+    /// Connections per pool at most.
+    #[arg(long, env = "POOL_MAX_CONNECTIONS", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub pool_max_connections: u32,
+    /// Seconds an unused pool is kept before it is closed.
+    #[arg(long, env = "POOL_IDLE_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub pool_idle_secs: u64,
+
+    /// The single page app's origin, allowed by CORS.
+    #[arg(long, env = "FRONTEND_URL")]
+    pub frontend_url: Option<String>,
+    /// More allowed CORS origins, comma-separated; `*` allows any origin.
+    #[arg(long, env = "CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub cors_allowed_origins: Vec<String>,
+    /// Length of the rate limiting window, in milliseconds.
+    #[arg(long, env = "RATE_LIMIT_WINDOW_MS", default_value_t = 900_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub rate_limit_window_ms: u64,
+    /// Requests one client address may make per window; 0 turns limiting off.
+    #[arg(long, env = "RATE_LIMIT_MAX_REQUESTS", default_value_t = 1000)]
+    pub rate_limit_max_requests: u32,
+    /// Take the client address from `X-Forwarded-For` (behind a load balancer).
+    #[arg(long, env = "TRUST_PROXY", default_value_t = false, action = clap::ArgAction::Set)]
+    pub trust_proxy: bool,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1_048_576)]
+    pub max_body_bytes: usize,
+
+    /// API key for the model server; optional for servers that need none.
+    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true, value_parser = Secret::parse)]
+    pub openai_api_key: Option<Secret>,
+    /// Base URL of an OpenAI-compatible API.
+    #[arg(long, env = "OPENAI_BASE_URL", default_value = "https://api.openai.com/v1")]
+    pub openai_base_url: String,
+    /// Model used to write SQL.
+    #[arg(long, env = "OPENAI_MODEL", default_value = "gpt-4o-mini")]
+    pub openai_model: String,
+}
+
+impl Config {
+    /// The configuration with every default and no environment: what tests start from.
+    pub fn for_tests() -> Self {
+        let cli = Cli::parse_from(["querygate", "serve"]);
+        match cli.command {
+            Some(Command::Serve(config)) => config,
+            _ => cli.serve,
+        }
+    }
+
+    /// The log format in force.
+    pub fn log_format(&self) -> LogFormat {
+        self.log_format.unwrap_or(match self.environment {
+            Environment::Production => LogFormat::Json,
+            Environment::Development => LogFormat::Pretty,
+        })
+    }
+}

@@ -1,0 +1,105 @@
+//! Everything that talks to the user's databases.
+//!
+//! [`Databases`] is the entry point the routes use: it checks the host policy,
+//! opens and caches pools, and answers version pings. The engine is a closed enum
+//! ([`params::Engine`]) matched in one place per operation.
+
+pub mod connect;
+pub mod error;
+pub mod params;
+pub mod pool_cache;
+pub mod sqlite_dir;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::net_guard::NetGuard;
+use error::DbError;
+use params::ConnParams;
+use pool_cache::PoolCache;
+use sqlite_dir::SqliteDir;
+
+pub use connect::{DbPool, PoolEntry};
+
+/// Limits of the database layer.
+#[derive(Debug, Clone, Copy)]
+pub struct DbSettings {
+    /// Resolve + connect + log in, and pool acquisition.
+    pub connect_timeout: Duration,
+    /// Connections per pool.
+    pub max_connections: u32,
+    /// How long an unused pool is kept.
+    pub pool_idle: Duration,
+    /// Pools kept at most.
+    pub max_pools: u64,
+}
+
+/// The database layer's shared state.
+#[derive(Debug, Clone)]
+pub struct Databases {
+    settings: DbSettings,
+    guard: Arc<NetGuard>,
+    sqlite: Arc<SqliteDir>,
+    pools: PoolCache,
+}
+
+/// What a successful connect or ping reports.
+#[derive(Debug, Clone)]
+pub struct ServerInfo {
+    /// e.g. `PostgreSQL 15.4`.
+    pub version: String,
+}
+
+impl Databases {
+    /// The layer over a host policy and a SQLite folder.
+    pub fn new(settings: DbSettings, guard: NetGuard, sqlite: SqliteDir) -> Self {
+        Self {
+            pools: PoolCache::new(settings.max_pools, settings.pool_idle),
+            settings,
+            guard: Arc::new(guard),
+            sqlite: Arc::new(sqlite),
+        }
+    }
+
+    /// The SQLite folder.
+    pub fn sqlite(&self) -> &SqliteDir {
+        &self.sqlite
+    }
+
+    /// The pool for `params`, opened (and checked) on first use.
+    pub async fn pool(&self, params: &ConnParams) -> Result<(PoolEntry, bool), DbError> {
+        self.pools
+            .get_or_open(params, async {
+                connect::open(params, &self.settings, &self.guard, &self.sqlite).await
+            })
+            .await
+    }
+
+    /// Connects (or reuses a pool) and reports the server version. A reused pool is
+    /// asked again, so a connect always proves the database answers now.
+    pub async fn connect(&self, params: &ConnParams) -> Result<ServerInfo, DbError> {
+        let (entry, fresh) = self.pool(params).await?;
+        if fresh {
+            return Ok(ServerInfo { version: entry.server_version.clone() });
+        }
+        match entry.pool.server_version(self.settings.connect_timeout).await {
+            Ok(version) => Ok(ServerInfo { version }),
+            Err(error) => {
+                // A pool whose server went away is dropped so that the next request
+                // starts from a fresh connection.
+                self.pools.evict(params).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Drops this instance's pool for `params`, closing its connections.
+    pub async fn disconnect(&self, params: &ConnParams) -> bool {
+        self.pools.evict(params).await
+    }
+
+    /// Number of pools held (for tests and metrics).
+    pub async fn pool_count(&self) -> u64 {
+        self.pools.len().await
+    }
+}

@@ -1,0 +1,96 @@
+//! A bounded cache of connection pools.
+//!
+//! Keyed by an HMAC of every connection parameter, password included, under a
+//! random per-process key: two clients with different credentials never share a
+//! pool, and the key reveals nothing. moka bounds the number of pools, closes idle
+//! ones, and lets concurrent first requests for one key wait for a single opening
+//! without any global lock.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use moka::future::Cache;
+use sha2::Sha256;
+
+use crate::db::connect::PoolEntry;
+use crate::db::error::DbError;
+use crate::db::params::ConnParams;
+
+type PoolKey = [u8; 32];
+
+/// The pool cache. Cloning shares it.
+#[derive(Clone)]
+pub struct PoolCache {
+    cache: Cache<PoolKey, PoolEntry>,
+    key: Arc<[u8; 32]>,
+}
+
+impl std::fmt::Debug for PoolCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoolCache")
+            .field("pools", &self.cache.entry_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PoolCache {
+    /// At most `max_pools` pools, each closed after `idle` without use.
+    pub fn new(max_pools: u64, idle: Duration) -> Self {
+        let cache = Cache::builder()
+            .max_capacity(max_pools)
+            .time_to_idle(idle)
+            .async_eviction_listener(|_key, entry: PoolEntry, cause| {
+                Box::pin(async move {
+                    tracing::debug!(?cause, "closing evicted pool");
+                    // Closing waits for checked-out connections; never block the cache on it.
+                    tokio::spawn(async move { entry.pool.close().await });
+                })
+            })
+            .build();
+        Self { cache, key: Arc::new(crate::random::bytes()) }
+    }
+
+    fn key_of(&self, params: &ConnParams) -> PoolKey {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.key.as_slice())
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        let parts = params.identity_parts();
+        for part in parts.iter().map(Vec::as_slice).chain([
+            params.password.expose().as_bytes(),
+            params.ssl.as_str().as_bytes(),
+        ]) {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part);
+        }
+        mac.finalize().into_bytes().into()
+    }
+
+    /// The cached pool for `params`, or the result of `open`. Concurrent callers for
+    /// the same key share one `open`. The flag tells whether `open` ran for this call.
+    pub async fn get_or_open(
+        &self,
+        params: &ConnParams,
+        open: impl Future<Output = Result<PoolEntry, DbError>>,
+    ) -> Result<(PoolEntry, bool), DbError> {
+        let entry = self
+            .cache
+            .entry(self.key_of(params))
+            .or_try_insert_with(open)
+            .await
+            .map_err(|error| (*error).clone())?;
+        let fresh = entry.is_fresh();
+        Ok((entry.into_value(), fresh))
+    }
+
+    /// Removes the pool for `params` (the eviction listener closes it); tells
+    /// whether there was one.
+    pub async fn evict(&self, params: &ConnParams) -> bool {
+        self.cache.remove(&self.key_of(params)).await.is_some()
+    }
+
+    /// Pools currently held.
+    pub async fn len(&self) -> u64 {
+        self.cache.run_pending_tasks().await;
+        self.cache.entry_count()
+    }
+}

@@ -1,0 +1,57 @@
+//! querygate: a stateless HTTP API to explore PostgreSQL, MySQL/MariaDB and SQLite.
+//!
+//! # Architecture
+//!
+//! - [`config`]: flags and environment variables (clap).
+//! - [`token`]: sealed bearer tokens: [`token::keys`] (key versions, HKDF),
+//!   [`token::seal`] (AES-256-GCM `cx`), verification, and the bearer extractors.
+//! - [`db`]: the user's databases: parameters, host policy, connection, pool cache,
+//!   the SQLite folder with the built-in demo.
+//! - [`routes`]: the HTTP API, one module per area.
+//! - [`error`]: the one error type and its JSON envelope.
+//! - [`middleware`]: request ids, tracing spans, rate limiting, CORS, panics.
+//!
+//! The server keeps no session: every request carries a token from which any
+//! instance with the same keys rebuilds what it needs. In memory live only
+//! accelerators (connection pools) that any instance can rebuild.
+
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod extract;
+pub mod middleware;
+pub mod net_guard;
+pub mod random;
+pub mod routes;
+pub mod secret;
+pub mod state;
+pub mod telemetry;
+pub mod token;
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use tokio::net::TcpListener;
+
+pub use config::Config;
+pub use state::AppState;
+
+/// The application: every route with every layer.
+pub fn app(state: AppState) -> Router {
+    middleware::wrap(routes::router(), &state).with_state(state)
+}
+
+/// Serves `app(state)` on `listener` until `shutdown` completes, then finishes the
+/// requests in flight.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

@@ -1,0 +1,261 @@
+//! `/api/database/*`: connect, status, refresh, disconnect.
+
+use axum::extract::{Query, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::db::params::{ConnParams, Engine, SslMode};
+use crate::db::sqlite_dir::SqliteDir;
+use crate::error::{AppError, AppResult};
+use crate::extract::ApiJson;
+use crate::secret::Secret;
+use crate::state::AppState;
+use crate::token::extract::{Bearer, MaybeBearer};
+use crate::token::Issued;
+
+/// The routes of this area.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/database/connect", post(connect))
+        .route("/api/database/status", get(status))
+        .route("/api/database/refresh", post(refresh))
+        .route("/api/database/disconnect", post(disconnect))
+}
+
+/// `POST /api/database/connect`, with the replaced app's field names.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectRequest {
+    db_type: Option<String>,
+    host: Option<String>,
+    /// A number, or a string of digits as HTML forms send it.
+    port: Option<Value>,
+    #[serde(alias = "user")]
+    username: Option<String>,
+    password: Option<Secret>,
+    database: Option<String>,
+    /// A mode name, or a boolean.
+    ssl: Option<Value>,
+}
+
+const MAX_FIELD_CHARS: usize = 255;
+
+impl ConnectRequest {
+    /// Checks every field and builds the connection parameters.
+    pub fn into_params(self) -> Result<ConnParams, AppError> {
+        let db_type = self
+            .db_type
+            .ok_or_else(|| AppError::validation("dbType", "`dbType` is required: postgresql, mysql or sqlite."))?;
+        let engine = Engine::parse(&db_type).ok_or_else(|| {
+            AppError::validation("dbType", "`dbType` must be postgresql (or postgres), mysql (or mariadb) or sqlite.")
+        })?;
+        let database = required("database", self.database)?;
+        if engine == Engine::Sqlite {
+            if !SqliteDir::is_valid_name(&database) {
+                return Err(AppError::validation(
+                    "database",
+                    "For sqlite, `database` is the name of a database in the server's SQLite folder \
+                     (for example `demo`), never a path, a URI or `:memory:`.",
+                ));
+            }
+            return Ok(ConnParams {
+                engine,
+                host: String::new(),
+                port: 0,
+                username: String::new(),
+                password: Secret::default(),
+                database,
+                ssl: SslMode::Disable,
+            });
+        }
+        let host = required("host", self.host)?;
+        let host_ok = host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':'));
+        if !host_ok {
+            return Err(AppError::validation(
+                "host",
+                "`host` must be a host name or an IP address (letters, digits, '.', '-', '_', ':').",
+            ));
+        }
+        let password = self.password.unwrap_or_default();
+        if password.expose().chars().count() > MAX_FIELD_CHARS {
+            return Err(AppError::validation("password", "`password` must be at most 255 characters."));
+        }
+        let ssl = match self.ssl {
+            None | Some(Value::Null) => SslMode::default(),
+            Some(value) => SslMode::parse(&value).ok_or_else(|| {
+                AppError::validation("ssl", "`ssl` must be disable, prefer, require, verify-ca or verify-full.")
+            })?,
+        };
+        Ok(ConnParams {
+            engine,
+            host,
+            port: parse_port(self.port, engine)?,
+            username: required("username", self.username)?,
+            password,
+            database,
+            ssl,
+        })
+    }
+}
+
+fn required(field: &str, value: Option<String>) -> Result<String, AppError> {
+    match value {
+        Some(value) if !value.is_empty() && value.chars().count() <= MAX_FIELD_CHARS && !value.contains('\0') => {
+            Ok(value)
+        }
+        Some(value) if !value.is_empty() && !value.contains('\0') => Err(AppError::validation(
+            field,
+            format!("`{field}` must be at most 255 characters."),
+        )),
+        Some(value) if value.contains('\0') => {
+            Err(AppError::validation(field, format!("`{field}` must not contain NUL characters.")))
+        }
+        _ => Err(AppError::validation(field, format!("`{field}` is required."))),
+    }
+}
+
+fn parse_port(value: Option<Value>, engine: Engine) -> Result<u16, AppError> {
+    let invalid = || AppError::validation("port", "`port` must be a whole number from 1 to 65535.");
+    let number = match value {
+        None | Some(Value::Null) => return Ok(engine.default_port()),
+        Some(Value::Number(n)) => n.as_u64().ok_or_else(invalid)?,
+        Some(Value::String(s)) if s.trim().is_empty() => return Ok(engine.default_port()),
+        Some(Value::String(s)) => s.trim().parse::<u64>().map_err(|_| invalid())?,
+        Some(_) => return Err(invalid()),
+    };
+    u16::try_from(number).ok().filter(|p| *p != 0).ok_or_else(invalid)
+}
+
+/// The answer of connect and refresh.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenResponse {
+    success: bool,
+    token: String,
+    token_type: &'static str,
+    expires_in: i64,
+    expires_at: String,
+    refreshable_until: String,
+    db_type: &'static str,
+    database: String,
+    host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_version: Option<String>,
+}
+
+impl TokenResponse {
+    fn new(
+        issued: &Issued,
+        params: &ConnParams,
+        server_version: Option<String>,
+        max_lifetime: i64,
+    ) -> Self {
+        let claims = &issued.claims;
+        Self {
+            success: true,
+            token: issued.token.expose().to_owned(),
+            token_type: "Bearer",
+            expires_in: claims.exp - claims.iat,
+            expires_at: rfc3339(claims.exp),
+            refreshable_until: rfc3339(claims.orig + max_lifetime),
+            db_type: params.engine.as_str(),
+            database: params.database.clone(),
+            host: params.public_host().map(str::to_owned),
+            server_version,
+        }
+    }
+}
+
+fn rfc3339(unix: i64) -> String {
+    DateTime::<Utc>::from_timestamp(unix, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+#[tracing::instrument(skip_all)]
+async fn connect(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<ConnectRequest>,
+) -> AppResult<Json<TokenResponse>> {
+    let params = request.into_params()?;
+    let info = state.db.connect(&params).await?;
+    let issued = state.tokens.issue(&params, None)?;
+    tracing::info!(db_type = params.engine.as_str(), sub = %issued.claims.sub, "connected");
+    let max_lifetime = state.tokens.policy().max_lifetime;
+    Ok(Json(TokenResponse::new(&issued, &params, Some(info.version), max_lifetime)))
+}
+
+/// Query of `GET /api/database/status`.
+#[derive(Debug, Deserialize)]
+pub struct StatusQuery {
+    /// Also ping the database.
+    #[serde(default)]
+    check: bool,
+}
+
+#[tracing::instrument(skip_all)]
+async fn status(
+    State(state): State<AppState>,
+    query: Result<Query<StatusQuery>, axum::extract::rejection::QueryRejection>,
+    MaybeBearer(verified): MaybeBearer,
+) -> AppResult<Json<Value>> {
+    let Query(query) = query
+        .map_err(|_| AppError::validation("check", "`check` must be true or false."))?;
+    let Some(verified) = verified else {
+        return Ok(Json(json!({ "connected": false })));
+    };
+    let (params, claims) = (&verified.params, &verified.claims);
+    let mut body = json!({
+        "connected": true,
+        "dbType": params.engine.as_str(),
+        "host": params.public_host(),
+        "port": (params.engine != Engine::Sqlite).then_some(params.port),
+        "database": params.database,
+        "username": (params.engine != Engine::Sqlite).then_some(&params.username),
+        "ssl": (params.engine != Engine::Sqlite).then_some(params.ssl.as_str()),
+        "issuedAt": rfc3339(claims.iat),
+        "expiresAt": rfc3339(claims.exp),
+        "expiresIn": (claims.exp - Utc::now().timestamp()).max(0),
+        "refreshableUntil": rfc3339(claims.orig + state.tokens.policy().max_lifetime),
+    });
+    if query.check {
+        let started = std::time::Instant::now();
+        let info = state.db.connect(params).await?;
+        body["check"] = json!({
+            "ok": true,
+            "serverVersion": info.version,
+            "elapsedMs": elapsed_ms(started),
+        });
+    }
+    Ok(Json(body))
+}
+
+/// Milliseconds since `started`, with a tenth of a millisecond.
+pub fn elapsed_ms(started: std::time::Instant) -> f64 {
+    (started.elapsed().as_secs_f64() * 10_000.0).round() / 10.0
+}
+
+#[tracing::instrument(skip_all)]
+async fn refresh(
+    State(state): State<AppState>,
+    Bearer(verified): Bearer,
+) -> AppResult<Json<TokenResponse>> {
+    let issued = state.tokens.issue(&verified.params, Some(verified.claims.orig))?;
+    let max_lifetime = state.tokens.policy().max_lifetime;
+    Ok(Json(TokenResponse::new(&issued, &verified.params, None, max_lifetime)))
+}
+
+#[tracing::instrument(skip_all)]
+async fn disconnect(State(state): State<AppState>, Bearer(verified): Bearer) -> Json<Value> {
+    let pool_closed = state.db.disconnect(&verified.params).await;
+    Json(json!({
+        "success": true,
+        "message": "Disconnected. Forget the token: it stays valid until it expires, but this instance holds no connection for it.",
+        "poolClosed": pool_closed,
+    }))
+}

@@ -1,0 +1,88 @@
+//! The state every handler shares. Only accelerators live here (pools, keys derived
+//! at start); nothing a later request depends on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{Config, Environment};
+use crate::db::sqlite_dir::SqliteDir;
+use crate::db::{DbSettings, Databases};
+use crate::net_guard::NetGuard;
+use crate::token::keys::{self, KeySource};
+use crate::token::{TokenPolicy, TokenService};
+
+/// Shared, cheaply cloned state.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// Token issue and verification.
+    pub tokens: Arc<TokenService>,
+    /// The database layer.
+    pub db: Databases,
+}
+
+/// Why the server could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// Keys could not be loaded.
+    #[error(transparent)]
+    Keys(#[from] keys::KeyError),
+    /// The SQLite folder or the demo database could not be prepared.
+    #[error("SQLite folder {path}: {source}")]
+    Sqlite {
+        /// The folder.
+        path: std::path::PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+impl AppState {
+    /// Loads keys, prepares the SQLite folder and the demo, and builds the state.
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let production = config.environment == Environment::Production;
+        let (ring, source) = keys::load(
+            config.keys.as_ref(),
+            &config.keys_dir,
+            config.active_kid.as_deref(),
+            production,
+        )?;
+        match &source {
+            KeySource::CreatedDevelopmentKey(path) => tracing::warn!(
+                path = %path.display(),
+                "NO KEYS CONFIGURED: created a DEVELOPMENT key. Tokens it signs are only as safe as this file; \
+                 set QUERYGATE_KEYS or run `querygate keygen` before going to production"
+            ),
+            KeySource::Environment => tracing::info!(kids = ?ring.kids(), active = %ring.active().kid, "keys loaded from QUERYGATE_KEYS"),
+            KeySource::Folder(dir) => tracing::info!(kids = ?ring.kids(), active = %ring.active().kid, dir = %dir.display(), "keys loaded from folder"),
+        }
+        let sqlite = SqliteDir::open(&config.sqlite_dir)
+            .await
+            .map_err(|source| StartupError::Sqlite { path: config.sqlite_dir.clone(), source })?;
+        Ok(Self::from_parts(config, ring, sqlite))
+    }
+
+    /// The state from an already loaded key ring and SQLite folder.
+    pub fn from_parts(config: Config, ring: keys::KeyRing, sqlite: SqliteDir) -> Self {
+        let policy = TokenPolicy {
+            issuer: config.token_issuer.clone(),
+            audience: config.token_audience.clone(),
+            ttl: i64::try_from(config.token_ttl).unwrap_or(i64::MAX),
+            max_lifetime: i64::try_from(config.token_max_lifetime).unwrap_or(i64::MAX),
+            leeway: config.token_leeway,
+        };
+        let settings = DbSettings {
+            connect_timeout: Duration::from_millis(config.db_connect_timeout_ms),
+            max_connections: config.pool_max_connections,
+            pool_idle: Duration::from_secs(config.pool_idle_secs),
+            max_pools: config.pool_max_pools,
+        };
+        let guard = NetGuard::new(&config.db_allowed_hosts, &config.db_denied_networks);
+        Self {
+            tokens: Arc::new(TokenService::new(ring, policy)),
+            db: Databases::new(settings, guard, sqlite),
+            config: Arc::new(config),
+        }
+    }
+}

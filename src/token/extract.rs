@@ -1,0 +1,58 @@
+//! Bearer token extractors.
+//!
+//! [`Bearer`] requires a valid token; [`MaybeBearer`] accepts its absence but still
+//! refuses a bad one (a client that sends a token wants to know it is bad). Both log
+//! the precise reason at debug level and answer only `token_missing`,
+//! `token_invalid` or `token_expired`.
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::token::{TokenError, Verified};
+
+/// A request's verified token.
+#[derive(Debug)]
+pub struct Bearer(pub Verified);
+
+/// A request's verified token, if it sent one.
+#[derive(Debug)]
+pub struct MaybeBearer(pub Option<Verified>);
+
+/// The raw token of the `Authorization: Bearer …` header, if any.
+fn bearer_token(parts: &Parts) -> Result<Option<&str>, TokenError> {
+    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value.to_str().map_err(|_| TokenError::MalformedHeader)?;
+    let Some((scheme, token)) = value.trim().split_once(' ') else {
+        return Ok(None);
+    };
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(None);
+    }
+    let token = token.trim();
+    Ok((!token.is_empty()).then_some(token))
+}
+
+impl FromRequestParts<AppState> for Bearer {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let token = bearer_token(parts)?.ok_or(TokenError::Missing)?;
+        Ok(Self(state.tokens.verify(token)?))
+    }
+}
+
+impl FromRequestParts<AppState> for MaybeBearer {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        match bearer_token(parts)? {
+            Some(token) => Ok(Self(Some(state.tokens.verify(token)?))),
+            None => Ok(Self(None)),
+        }
+    }
+}

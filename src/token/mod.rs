@@ -1,0 +1,269 @@
+//! Sealed connection tokens.
+//!
+//! A token is a JWT (HS256 by default) whose `cx` claim holds the connection
+//! parameters encrypted with AES-256-GCM (see [`seal`]). The server keeps nothing:
+//! any instance holding the same [`KeyRing`] verifies and opens any token.
+//!
+//! Verification follows the order of `DESIGN.md`: size cap → header → `alg` → `kid`
+//! → signature → `iss`/`aud`/`exp`/`nbf` → decrypt `cx` → parse. The precise reason
+//! of a rejection is kept in [`TokenError`] for debug logs; clients only ever learn
+//! `token_invalid` or `token_expired`.
+
+pub mod extract;
+pub mod keys;
+pub mod seal;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, Header, Validation, errors::ErrorKind};
+use serde::{Deserialize, Serialize};
+
+use crate::db::params::ConnParams;
+use crate::error::{AppError, ErrorCode};
+pub use keys::{KeyRing, KeySource, KeyVersion};
+
+/// Tokens longer than this are refused before any parsing.
+pub const MAX_TOKEN_BYTES: usize = 4096;
+
+/// The only signing algorithm querygate issues and accepts.
+pub const ALGORITHM: Algorithm = Algorithm::HS256;
+
+/// Why a token was refused. Logged at debug level; never shown to clients.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// No bearer token in the request.
+    #[error("no bearer token")]
+    Missing,
+    /// Longer than [`MAX_TOKEN_BYTES`].
+    #[error("token exceeds the size cap")]
+    TooLarge,
+    /// The header is not a JWT header.
+    #[error("malformed header")]
+    MalformedHeader,
+    /// The header names another algorithm.
+    #[error("algorithm not accepted")]
+    WrongAlgorithm,
+    /// The header's `kid` is unknown (never issued, or rotated out).
+    #[error("unknown key id")]
+    UnknownKid,
+    /// Signature, issuer, audience or claim format failed.
+    #[error("signature or claims rejected: {0}")]
+    Rejected(String),
+    /// `exp` has passed (beyond the leeway), or the chain's maximum lifetime.
+    #[error("expired")]
+    Expired,
+    /// `nbf` is in the future (beyond the leeway).
+    #[error("not yet valid")]
+    NotYetValid,
+    /// `cx` did not decrypt under the token's associated data.
+    #[error("cx did not decrypt")]
+    Undecryptable,
+    /// `cx` decrypted to something that is not connection parameters.
+    #[error("cx payload malformed")]
+    BadPayload,
+    /// Signing failed (a server fault, not the client's).
+    #[error("token could not be issued")]
+    Issue,
+}
+
+impl From<TokenError> for AppError {
+    fn from(error: TokenError) -> Self {
+        tracing::debug!(reason = %error, "token rejected");
+        match error {
+            TokenError::Missing => AppError::new(
+                ErrorCode::TokenMissing,
+                "A bearer token is required. Connect first and send the token in the Authorization header.",
+            ),
+            TokenError::Expired => AppError::new(
+                ErrorCode::TokenExpired,
+                "The token has expired. Connect again.",
+            ),
+            TokenError::Issue => AppError::internal(&error),
+            TokenError::TooLarge
+            | TokenError::MalformedHeader
+            | TokenError::WrongAlgorithm
+            | TokenError::UnknownKid
+            | TokenError::Rejected(_)
+            | TokenError::NotYetValid
+            | TokenError::Undecryptable
+            | TokenError::BadPayload => AppError::new(
+                ErrorCode::TokenInvalid,
+                "The token is not valid. Connect again.",
+            ),
+        }
+    }
+}
+
+/// The claims of a querygate token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    /// Issuer.
+    pub iss: String,
+    /// Audience.
+    pub aud: String,
+    /// Issued at (Unix seconds).
+    pub iat: i64,
+    /// Not before (Unix seconds).
+    pub nbf: i64,
+    /// Expires (Unix seconds).
+    pub exp: i64,
+    /// Random token id, 128 bits, base64url.
+    pub jti: String,
+    /// Keyed fingerprint of engine, host, port, database and user name.
+    pub sub: String,
+    /// When the first token of this chain was issued (Unix seconds).
+    pub orig: i64,
+    /// The sealed connection parameters.
+    pub cx: String,
+}
+
+/// A freshly issued token.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    /// The compact JWT.
+    pub token: crate::secret::Secret,
+    /// Its claims (without the need to parse it again).
+    pub claims: Claims,
+}
+
+/// A token that passed every check, with its opened connection parameters.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// The token's claims.
+    pub claims: Claims,
+    /// The connection parameters from `cx`.
+    pub params: ConnParams,
+}
+
+/// Token lifetimes and claim values.
+#[derive(Debug, Clone)]
+pub struct TokenPolicy {
+    /// `iss`.
+    pub issuer: String,
+    /// `aud`.
+    pub audience: String,
+    /// Lifetime of one token, seconds.
+    pub ttl: i64,
+    /// Lifetime of a chain from `orig`, seconds.
+    pub max_lifetime: i64,
+    /// Clock skew allowed on `exp` and `nbf`, seconds.
+    pub leeway: u64,
+}
+
+/// Issues and verifies tokens with one key ring and policy.
+#[derive(Debug)]
+pub struct TokenService {
+    ring: KeyRing,
+    policy: TokenPolicy,
+    validation: Validation,
+}
+
+impl TokenService {
+    /// A service over `ring` with `policy`.
+    pub fn new(ring: KeyRing, policy: TokenPolicy) -> Self {
+        let mut validation = Validation::new(ALGORITHM);
+        validation.leeway = policy.leeway;
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[&policy.issuer]);
+        validation.set_audience(&[&policy.audience]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub", "jti"]);
+        Self { ring, policy, validation }
+    }
+
+    /// The key ring.
+    pub fn ring(&self) -> &KeyRing {
+        &self.ring
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &TokenPolicy {
+        &self.policy
+    }
+
+    /// Issues a token for `params`. `orig` continues a chain (refresh); `None` starts
+    /// one. Fails with [`TokenError::Expired`] when the chain has no time left.
+    pub fn issue(&self, params: &ConnParams, orig: Option<i64>) -> Result<Issued, TokenError> {
+        self.issue_at(params, orig, chrono::Utc::now().timestamp())
+    }
+
+    fn issue_at(
+        &self,
+        params: &ConnParams,
+        orig: Option<i64>,
+        now: i64,
+    ) -> Result<Issued, TokenError> {
+        let version = self.ring.active();
+        let orig = orig.unwrap_or(now);
+        let exp = (now + self.policy.ttl).min(orig + self.policy.max_lifetime);
+        if exp <= now {
+            return Err(TokenError::Expired);
+        }
+        let jti = URL_SAFE_NO_PAD.encode(crate::random::bytes::<16>());
+        let parts = params.identity_parts();
+        let parts: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+        let sub = URL_SAFE_NO_PAD.encode(&version.fingerprint(&parts)[..16]);
+        let plaintext = zeroize::Zeroizing::new(
+            serde_json::to_vec(params).map_err(|_| TokenError::Issue)?,
+        );
+        let aad = seal::associated_data(&version.kid, &jti, &sub, orig);
+        let cx = seal::seal(&version.cipher, &aad, &plaintext).ok_or(TokenError::Issue)?;
+        let claims = Claims {
+            iss: self.policy.issuer.clone(),
+            aud: self.policy.audience.clone(),
+            iat: now,
+            nbf: now,
+            exp,
+            jti,
+            sub,
+            orig,
+            cx,
+        };
+        let token = self.sign(&version.kid, &claims)?;
+        Ok(Issued { token, claims })
+    }
+
+    fn sign(&self, kid: &str, claims: &Claims) -> Result<crate::secret::Secret, TokenError> {
+        let version = self.ring.get(kid).ok_or(TokenError::UnknownKid)?;
+        let mut header = Header::new(ALGORITHM);
+        header.typ = Some("JWT".to_owned());
+        header.kid = Some(kid.to_owned());
+        jsonwebtoken::encode(&header, claims, &version.signing)
+            .map(crate::secret::Secret::new)
+            .map_err(|_| TokenError::Issue)
+    }
+
+    /// Verifies `token` and opens its `cx`.
+    pub fn verify(&self, token: &str) -> Result<Verified, TokenError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(TokenError::TooLarge);
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::MalformedHeader)?;
+        if header.alg != ALGORITHM {
+            return Err(TokenError::WrongAlgorithm);
+        }
+        let kid = header.kid.ok_or(TokenError::UnknownKid)?;
+        let version = self.ring.get(&kid).ok_or(TokenError::UnknownKid)?;
+        let claims = jsonwebtoken::decode::<Claims>(token, &version.verifying, &self.validation)
+            .map_err(|error| match error.kind() {
+                ErrorKind::ExpiredSignature => TokenError::Expired,
+                ErrorKind::ImmatureSignature => TokenError::NotYetValid,
+                other => TokenError::Rejected(format!("{other:?}")),
+            })?
+            .claims;
+        let now = chrono::Utc::now().timestamp();
+        let leeway = i64::try_from(self.policy.leeway).unwrap_or(i64::MAX);
+        if now > claims.orig.saturating_add(self.policy.max_lifetime).saturating_add(leeway) {
+            return Err(TokenError::Expired);
+        }
+        let aad = seal::associated_data(&kid, &claims.jti, &claims.sub, claims.orig);
+        let plaintext =
+            seal::open(&version.cipher, &aad, &claims.cx).ok_or(TokenError::Undecryptable)?;
+        let params: ConnParams =
+            serde_json::from_slice(&plaintext).map_err(|_| TokenError::BadPayload)?;
+        Ok(Verified { claims, params })
+    }
+}
+
+#[cfg(test)]
+mod tests;
