@@ -25,6 +25,7 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
+#[expect(clippy::large_enum_variant, reason = "parsed once at start")]
 pub enum Command {
     /// Serve the HTTP API (the default).
     Serve(Config),
@@ -75,7 +76,12 @@ pub struct Config {
     #[arg(long, env = "PORT", default_value_t = 8080)]
     pub port: u16,
     /// `development` or `production`. Production refuses to start without keys.
-    #[arg(long = "env", env = "QUERYGATE_ENV", value_enum, default_value = "development")]
+    #[arg(
+        long = "env",
+        env = "QUERYGATE_ENV",
+        value_enum,
+        default_value = "development"
+    )]
     pub environment: Environment,
     /// Log format; defaults to `json` in production and `pretty` otherwise.
     #[arg(long, env = "LOG_FORMAT", value_enum)]
@@ -162,7 +168,11 @@ pub struct Config {
     #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true, value_parser = Secret::parse)]
     pub openai_api_key: Option<Secret>,
     /// Base URL of an OpenAI-compatible API.
-    #[arg(long, env = "OPENAI_BASE_URL", default_value = "https://api.openai.com/v1")]
+    #[arg(
+        long,
+        env = "OPENAI_BASE_URL",
+        default_value = "https://api.openai.com/v1"
+    )]
     pub openai_base_url: String,
     /// Model used to write SQL.
     #[arg(long, env = "OPENAI_MODEL", default_value = "gpt-4o-mini")]
@@ -170,12 +180,15 @@ pub struct Config {
 }
 
 impl Config {
-    /// The configuration with every default and no environment: what tests start from.
-    pub fn for_tests() -> Self {
-        let cli = Cli::parse_from(["querygate", "serve"]);
-        match cli.command {
-            Some(Command::Serve(config)) => config,
-            _ => cli.serve,
+    /// Every default, ignoring the process environment: what tests start from, so a
+    /// `PORT` or `OPENAI_API_KEY` in the developer's shell cannot change a test.
+    pub fn defaults() -> Self {
+        use clap::{CommandFactory, FromArgMatches};
+        let command = Cli::command().mut_args(|arg| arg.env(None::<&str>));
+        let matches = command.get_matches_from(["querygate"]);
+        match Cli::from_arg_matches(&matches) {
+            Ok(cli) => cli.serve,
+            Err(error) => unreachable!("the defaults always parse: {error}"),
         }
     }
 

@@ -15,7 +15,10 @@ use serde_json::Value;
 /// Clients switch on these strings, so a variant is never renamed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-#[expect(missing_docs, reason = "each code is documented in DESIGN.md and openapi.yaml")]
+#[expect(
+    missing_docs,
+    reason = "each code is documented in DESIGN.md and openapi.yaml"
+)]
 pub enum ErrorCode {
     TokenMissing,
     TokenInvalid,

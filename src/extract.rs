@@ -27,13 +27,18 @@ where
                 "Send the body as JSON with Content-Type: application/json.",
             ));
         }
-        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
-            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                AppError::new(ErrorCode::PayloadTooLarge, "The request body is too large.")
-            } else {
-                AppError::new(ErrorCode::InvalidJson, "The request body could not be read.")
-            }
-        })?;
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    AppError::new(ErrorCode::PayloadTooLarge, "The request body is too large.")
+                } else {
+                    AppError::new(
+                        ErrorCode::InvalidJson,
+                        "The request body could not be read.",
+                    )
+                }
+            })?;
         parse(&bytes).map(Self)
     }
 }
@@ -45,7 +50,12 @@ fn is_json(request: &Request) -> bool {
     let Ok(value) = value.to_str() else {
         return false;
     };
-    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
     essence == "application/json"
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
@@ -89,7 +99,11 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     deserializer.end().map_err(|error| {
         AppError::new(
             ErrorCode::InvalidJson,
-            format!("Unexpected data after the JSON body (line {}, column {}).", error.line(), error.column()),
+            format!(
+                "Unexpected data after the JSON body (line {}, column {}).",
+                error.line(),
+                error.column()
+            ),
         )
     })?;
     Ok(value)
@@ -109,7 +123,11 @@ mod tests {
     #[test]
     fn syntax_errors_are_invalid_json() {
         for bad in [&b"{"[..], b"", b"{\"port\": }", b"{} trailing"] {
-            assert_eq!(parse::<Body>(bad).unwrap_err().code, ErrorCode::InvalidJson, "{bad:?}");
+            assert_eq!(
+                parse::<Body>(bad).unwrap_err().code,
+                ErrorCode::InvalidJson,
+                "{bad:?}"
+            );
         }
     }
 
@@ -117,7 +135,10 @@ mod tests {
     fn wrong_types_name_the_field_without_echoing_the_value() {
         let error = parse::<Body>(br#"{"password": 1234567}"#).unwrap_err();
         assert_eq!(error.code, ErrorCode::ValidationFailed);
-        assert_eq!(error.details, Some(serde_json::json!({"field": "password"})));
+        assert_eq!(
+            error.details,
+            Some(serde_json::json!({"field": "password"}))
+        );
         assert!(!error.message.contains("1234567"), "{}", error.message);
         let error = parse::<Body>(br#"{"port": 70000}"#).unwrap_err();
         assert_eq!(error.details, Some(serde_json::json!({"field": "port"})));
@@ -125,6 +146,9 @@ mod tests {
 
     #[test]
     fn a_body_that_is_not_an_object_fails_validation() {
-        assert_eq!(parse::<Body>(b"[1,2]").unwrap_err().code, ErrorCode::ValidationFailed);
+        assert_eq!(
+            parse::<Body>(b"[1,2]").unwrap_err().code,
+            ErrorCode::ValidationFailed
+        );
     }
 }

@@ -76,7 +76,10 @@ fn keygen(args: &KeygenArgs) -> ExitCode {
     if args.print {
         let secret = keys::generate_secret();
         // The operator asked for the secret on standard output.
-        #[expect(clippy::print_stdout, reason = "keygen --print writes the key for the operator")]
+        #[expect(
+            clippy::print_stdout,
+            reason = "keygen --print writes the key for the operator"
+        )]
         {
             println!("{kid}:{}", secret.expose());
         }

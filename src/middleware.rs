@@ -18,7 +18,9 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
@@ -33,9 +35,10 @@ pub fn wrap(routes: Router<AppState>, state: &AppState) -> Router<AppState> {
     let config = &state.config;
     let limiter = Limiter::new(config);
     let routes = match limiter {
-        Some(limiter) => {
-            routes.layer(axum::middleware::from_fn_with_state(Arc::new(limiter), rate_limit))
-        }
+        Some(limiter) => routes.layer(axum::middleware::from_fn_with_state(
+            Arc::new(limiter),
+            rate_limit,
+        )),
         None => routes,
     };
     routes.layer(
@@ -67,6 +70,10 @@ fn make_span(request: &Request) -> tracing::Span {
     tracing::info_span!("request", method = %request.method(), route, request_id)
 }
 
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "the signature CatchPanicLayer requires"
+)]
 /// A panic becomes the generic 500 envelope; the payload is logged, never sent.
 fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
     let detail = panic
@@ -97,8 +104,19 @@ fn cors(config: &Config) -> CorsLayer {
     CorsLayer::new()
         .allow_origin(allow_origin)
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT, header::IF_NONE_MATCH, REQUEST_ID])
-        .expose_headers([REQUEST_ID, header::RETRY_AFTER, header::ETAG, header::WWW_AUTHENTICATE])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            header::IF_NONE_MATCH,
+            REQUEST_ID,
+        ])
+        .expose_headers([
+            REQUEST_ID,
+            header::RETRY_AFTER,
+            header::ETAG,
+            header::WWW_AUTHENTICATE,
+        ])
         .max_age(Duration::from_secs(600))
 }
 

@@ -50,7 +50,10 @@ impl NetGuard {
                 }
             })
             .collect();
-        Self { allowed, denied: denied.to_vec() }
+        Self {
+            allowed,
+            denied: denied.to_vec(),
+        }
     }
 
     /// Resolves `host` and checks every address; fails with `HostNotFound`,
@@ -69,7 +72,10 @@ impl NetGuard {
             return Err(DbError::HostNotFound);
         }
         let addresses: Vec<IpAddr> = addresses.into_iter().map(|a| a.to_canonical()).collect();
-        if addresses.iter().any(|a| self.denied.iter().any(|n| n.contains(a))) {
+        if addresses
+            .iter()
+            .any(|a| self.denied.iter().any(|n| n.contains(a)))
+        {
             return Err(DbError::HostForbidden);
         }
         if self.allowed.is_empty() || self.allows(host, &addresses) {
@@ -103,36 +109,56 @@ mod tests {
 
     #[tokio::test]
     async fn everything_is_allowed_without_rules() {
-        assert!(NetGuard::default().check("127.0.0.1", 5432, T).await.is_ok());
+        assert!(
+            NetGuard::default()
+                .check("127.0.0.1", 5432, T)
+                .await
+                .is_ok()
+        );
     }
 
     #[tokio::test]
     async fn denied_networks_win_even_for_mapped_addresses() {
         let guard = NetGuard::new(&[], &["127.0.0.0/8".parse().expect("net")]);
-        assert!(matches!(guard.check("127.0.0.1", 1, T).await, Err(DbError::HostForbidden)));
+        assert!(matches!(
+            guard.check("127.0.0.1", 1, T).await,
+            Err(DbError::HostForbidden)
+        ));
         assert!(matches!(
             guard.check("::ffff:127.0.0.1", 1, T).await,
             Err(DbError::HostForbidden)
         ));
-        assert!(matches!(guard.check("localhost", 1, T).await, Err(DbError::HostForbidden)));
+        assert!(matches!(
+            guard.check("localhost", 1, T).await,
+            Err(DbError::HostForbidden)
+        ));
     }
 
     #[tokio::test]
     async fn allow_list_accepts_names_suffixes_and_networks_only() {
         let guard = NetGuard::new(
-            &["db.example.com".into(), "*.corp.example".into(), "127.0.0.0/8".into()],
+            &[
+                "db.example.com".into(),
+                "*.corp.example".into(),
+                "127.0.0.0/8".into(),
+            ],
             &[],
         );
         assert!(guard.allows("DB.example.com", &["203.0.113.9".parse().expect("ip")]));
         assert!(guard.allows("a.corp.example", &["203.0.113.9".parse().expect("ip")]));
         assert!(!guard.allows("corp.example.evil", &["203.0.113.9".parse().expect("ip")]));
         assert!(guard.check("localhost", 1, T).await.is_ok());
-        assert!(matches!(guard.check("10.1.2.3", 1, T).await, Err(DbError::HostForbidden)));
+        assert!(matches!(
+            guard.check("10.1.2.3", 1, T).await,
+            Err(DbError::HostForbidden)
+        ));
     }
 
     #[tokio::test]
     async fn unresolvable_names_are_reported_as_not_found() {
-        let result = NetGuard::default().check("no-such-host.invalid", 5432, T).await;
+        let result = NetGuard::default()
+            .check("no-such-host.invalid", 5432, T)
+            .await;
         assert!(matches!(result, Err(DbError::HostNotFound)));
     }
 }

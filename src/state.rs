@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::config::{Config, Environment};
 use crate::db::sqlite_dir::SqliteDir;
-use crate::db::{DbSettings, Databases};
+use crate::db::{Databases, DbSettings};
 use crate::net_guard::NetGuard;
 use crate::token::keys::{self, KeySource};
 use crate::token::{TokenPolicy, TokenService};
@@ -54,12 +54,19 @@ impl AppState {
                 "NO KEYS CONFIGURED: created a DEVELOPMENT key. Tokens it signs are only as safe as this file; \
                  set QUERYGATE_KEYS or run `querygate keygen` before going to production"
             ),
-            KeySource::Environment => tracing::info!(kids = ?ring.kids(), active = %ring.active().kid, "keys loaded from QUERYGATE_KEYS"),
-            KeySource::Folder(dir) => tracing::info!(kids = ?ring.kids(), active = %ring.active().kid, dir = %dir.display(), "keys loaded from folder"),
+            KeySource::Environment => {
+                tracing::info!(kids = ?ring.kids(), active = %ring.active().kid, "keys loaded from QUERYGATE_KEYS")
+            }
+            KeySource::Folder(dir) => {
+                tracing::info!(kids = ?ring.kids(), active = %ring.active().kid, dir = %dir.display(), "keys loaded from folder")
+            }
         }
         let sqlite = SqliteDir::open(&config.sqlite_dir)
             .await
-            .map_err(|source| StartupError::Sqlite { path: config.sqlite_dir.clone(), source })?;
+            .map_err(|source| StartupError::Sqlite {
+                path: config.sqlite_dir.clone(),
+                source,
+            })?;
         Ok(Self::from_parts(config, ring, sqlite))
     }
 

@@ -7,7 +7,9 @@
 
 use std::time::Duration;
 
-use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlPool, MySqlPoolOptions, MySqlSslMode};
+use sqlx::mysql::{
+    MySqlConnectOptions, MySqlConnection, MySqlPool, MySqlPoolOptions, MySqlSslMode,
+};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgSslMode};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqlitePool, SqlitePoolOptions};
 use sqlx::{Connection, Executor};
@@ -58,18 +60,27 @@ impl DbPool {
         let (engine, result) = match self {
             Self::Postgres(pool) => (
                 Engine::Postgresql,
-                with_timeout(timeout, sqlx::query_scalar::<_, String>(PG_VERSION).fetch_one(pool))
-                    .await,
+                with_timeout(
+                    timeout,
+                    sqlx::query_scalar::<_, String>(PG_VERSION).fetch_one(pool),
+                )
+                .await,
             ),
             Self::Mysql(pool) => (
                 Engine::Mysql,
-                with_timeout(timeout, sqlx::query_scalar::<_, String>(MYSQL_VERSION).fetch_one(pool))
-                    .await,
+                with_timeout(
+                    timeout,
+                    sqlx::query_scalar::<_, String>(MYSQL_VERSION).fetch_one(pool),
+                )
+                .await,
             ),
             Self::Sqlite(pool) => (
                 Engine::Sqlite,
-                with_timeout(timeout, sqlx::query_scalar::<_, String>(SQLITE_VERSION).fetch_one(pool))
-                    .await,
+                with_timeout(
+                    timeout,
+                    sqlx::query_scalar::<_, String>(SQLITE_VERSION).fetch_one(pool),
+                )
+                .await,
             ),
         };
         result
@@ -78,11 +89,10 @@ impl DbPool {
     }
 }
 
-async fn with_timeout<T>(
-    timeout: Duration,
-    future: impl Future<Output = T>,
-) -> Result<T, DbError> {
-    tokio::time::timeout(timeout, future).await.map_err(|_| DbError::Timeout)
+async fn with_timeout<T>(timeout: Duration, future: impl Future<Output = T>) -> Result<T, DbError> {
+    tokio::time::timeout(timeout, future)
+        .await
+        .map_err(|_| DbError::Timeout)
 }
 
 /// Checks the host policy, proves the credentials with one connection, and returns
@@ -98,26 +108,34 @@ pub async fn open(
         Engine::Postgresql => {
             guard.check(&params.host, params.port, timeout).await?;
             let options = pg_options(params);
-            let version = probe::<PgConnection>(Engine::Postgresql, &options, PG_VERSION, timeout).await?;
+            let version =
+                probe::<PgConnection>(Engine::Postgresql, &options, PG_VERSION, timeout).await?;
             let pool = PgPoolOptions::new()
                 .max_connections(settings.max_connections)
                 .min_connections(0)
                 .acquire_timeout(timeout)
                 .idle_timeout(Some(settings.pool_idle))
                 .connect_lazy_with(options);
-            Ok(PoolEntry { pool: DbPool::Postgres(pool), server_version: version })
+            Ok(PoolEntry {
+                pool: DbPool::Postgres(pool),
+                server_version: version,
+            })
         }
         Engine::Mysql => {
             guard.check(&params.host, params.port, timeout).await?;
             let options = mysql_options(params);
-            let version = probe::<MySqlConnection>(Engine::Mysql, &options, MYSQL_VERSION, timeout).await?;
+            let version =
+                probe::<MySqlConnection>(Engine::Mysql, &options, MYSQL_VERSION, timeout).await?;
             let pool = MySqlPoolOptions::new()
                 .max_connections(settings.max_connections)
                 .min_connections(0)
                 .acquire_timeout(timeout)
                 .idle_timeout(Some(settings.pool_idle))
                 .connect_lazy_with(options);
-            Ok(PoolEntry { pool: DbPool::Mysql(pool), server_version: version })
+            Ok(PoolEntry {
+                pool: DbPool::Mysql(pool),
+                server_version: version,
+            })
         }
         Engine::Sqlite => {
             let options = SqliteConnectOptions::new()
@@ -126,14 +144,19 @@ pub async fn open(
                 .create_if_missing(false)
                 .pragma("query_only", "ON")
                 .busy_timeout(timeout);
-            let version = probe::<SqliteConnection>(Engine::Sqlite, &options, SQLITE_VERSION, timeout).await?;
+            let version =
+                probe::<SqliteConnection>(Engine::Sqlite, &options, SQLITE_VERSION, timeout)
+                    .await?;
             let pool = SqlitePoolOptions::new()
                 .max_connections(settings.max_connections)
                 .min_connections(0)
                 .acquire_timeout(timeout)
                 .idle_timeout(Some(settings.pool_idle))
                 .connect_lazy_with(options);
-            Ok(PoolEntry { pool: DbPool::Sqlite(pool), server_version: version })
+            Ok(PoolEntry {
+                pool: DbPool::Sqlite(pool),
+                server_version: version,
+            })
         }
     }
 }
@@ -153,7 +176,9 @@ where
     usize: sqlx::ColumnIndex<<C::Database as sqlx::Database>::Row>,
 {
     let classify = |error: sqlx::Error| classify_connect(engine, &error);
-    let mut connection = with_timeout(timeout, C::connect_with(options)).await?.map_err(classify)?;
+    let mut connection = with_timeout(timeout, C::connect_with(options))
+        .await?
+        .map_err(classify)?;
     let raw: String = with_timeout(
         timeout,
         sqlx::query_scalar::<C::Database, String>(version_sql).fetch_one(&mut connection),
@@ -212,7 +237,10 @@ fn display_version(engine: Engine, raw: &str) -> String {
     let raw = raw.trim();
     match engine {
         Engine::Postgresql => {
-            format!("PostgreSQL {}", raw.split_whitespace().next().unwrap_or(raw))
+            format!(
+                "PostgreSQL {}",
+                raw.split_whitespace().next().unwrap_or(raw)
+            )
         }
         Engine::Mysql => match raw.find("-MariaDB") {
             Some(end) => format!("MariaDB {}", &raw[..end]),
@@ -236,7 +264,10 @@ mod tests {
             display_version(Engine::Mysql, "10.11.19-MariaDB-0+deb12u1"),
             "MariaDB 10.11.19"
         );
-        assert_eq!(display_version(Engine::Mysql, "8.0.36-0ubuntu0.22.04.1"), "MySQL 8.0.36");
+        assert_eq!(
+            display_version(Engine::Mysql, "8.0.36-0ubuntu0.22.04.1"),
+            "MySQL 8.0.36"
+        );
         assert_eq!(display_version(Engine::Sqlite, "3.46.0"), "SQLite 3.46.0");
     }
 }

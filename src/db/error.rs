@@ -88,7 +88,9 @@ pub fn classify_connect(engine: Engine, error: &sqlx::Error) -> DbError {
     tracing::debug!(%error, engine = engine.as_str(), "database connection failed");
     match error {
         sqlx::Error::Database(db) => classify_connect_database(engine, db.as_ref()),
-        sqlx::Error::Io(io) if looks_like_tls(&io.to_string()) => DbError::TlsFailed(io.to_string()),
+        sqlx::Error::Io(io) if looks_like_tls(&io.to_string()) => {
+            DbError::TlsFailed(io.to_string())
+        }
         sqlx::Error::Io(io) => match io.kind() {
             std::io::ErrorKind::TimedOut => DbError::Timeout,
             _ => DbError::ConnectionRefused,
@@ -105,7 +107,9 @@ pub fn classify_connect(engine: Engine, error: &sqlx::Error) -> DbError {
 /// rustls reports handshake and certificate failures as I/O errors.
 fn looks_like_tls(message: &str) -> bool {
     let message = message.to_ascii_lowercase();
-    ["certificate", "tls", "handshake", "ssl"].iter().any(|word| message.contains(word))
+    ["certificate", "tls", "handshake", "ssl"]
+        .iter()
+        .any(|word| message.contains(word))
 }
 
 fn classify_connect_database(engine: Engine, db: &dyn sqlx::error::DatabaseError) -> DbError {

@@ -69,9 +69,16 @@ impl Databases {
     /// The pool for `params`, opened (and checked) on first use.
     pub async fn pool(&self, params: &ConnParams) -> Result<(PoolEntry, bool), DbError> {
         self.pools
-            .get_or_open(params, async {
-                connect::open(params, &self.settings, &self.guard, &self.sqlite).await
-            })
+            // Boxed: opening is rare and its future is large.
+            .get_or_open(
+                params,
+                Box::pin(connect::open(
+                    params,
+                    &self.settings,
+                    &self.guard,
+                    &self.sqlite,
+                )),
+            )
             .await
     }
 
@@ -80,9 +87,15 @@ impl Databases {
     pub async fn connect(&self, params: &ConnParams) -> Result<ServerInfo, DbError> {
         let (entry, fresh) = self.pool(params).await?;
         if fresh {
-            return Ok(ServerInfo { version: entry.server_version.clone() });
+            return Ok(ServerInfo {
+                version: entry.server_version.clone(),
+            });
         }
-        match entry.pool.server_version(self.settings.connect_timeout).await {
+        match entry
+            .pool
+            .server_version(self.settings.connect_timeout)
+            .await
+        {
             Ok(version) => Ok(ServerInfo { version }),
             Err(error) => {
                 // A pool whose server went away is dropped so that the next request
@@ -100,6 +113,6 @@ impl Databases {
 
     /// Number of pools held (for tests and metrics).
     pub async fn pool_count(&self) -> u64 {
-        self.pools.len().await
+        self.pools.count().await
     }
 }

@@ -159,9 +159,18 @@ mod tests {
 
     #[test]
     fn ssl_accepts_mode_names_and_booleans() {
-        assert_eq!(SslMode::parse(&serde_json::json!("verify-full")), Some(SslMode::VerifyFull));
-        assert_eq!(SslMode::parse(&serde_json::json!(true)), Some(SslMode::Require));
-        assert_eq!(SslMode::parse(&serde_json::json!(false)), Some(SslMode::Disable));
+        assert_eq!(
+            SslMode::parse(&serde_json::json!("verify-full")),
+            Some(SslMode::VerifyFull)
+        );
+        assert_eq!(
+            SslMode::parse(&serde_json::json!(true)),
+            Some(SslMode::Require)
+        );
+        assert_eq!(
+            SslMode::parse(&serde_json::json!(false)),
+            Some(SslMode::Disable)
+        );
         assert_eq!(SslMode::parse(&serde_json::json!("sometimes")), None);
         assert_eq!(SslMode::parse(&serde_json::json!(3)), None);
     }

@@ -48,7 +48,10 @@ impl PoolCache {
                 })
             })
             .build();
-        Self { cache, key: Arc::new(crate::random::bytes()) }
+        Self {
+            cache,
+            key: Arc::new(crate::random::bytes()),
+        }
     }
 
     fn key_of(&self, params: &ConnParams) -> PoolKey {
@@ -89,7 +92,7 @@ impl PoolCache {
     }
 
     /// Pools currently held.
-    pub async fn len(&self) -> u64 {
+    pub async fn count(&self) -> u64 {
         self.cache.run_pending_tasks().await;
         self.cache.entry_count()
     }

@@ -31,7 +31,9 @@ impl SqliteDir {
     /// exists and matches this build's demo script.
     pub async fn open(root: &Path) -> Result<Self, std::io::Error> {
         std::fs::create_dir_all(root)?;
-        let dir = Self { root: root.canonicalize()? };
+        let dir = Self {
+            root: root.canonicalize()?,
+        };
         dir.ensure_demo().await.map_err(std::io::Error::other)?;
         Ok(dir)
     }
@@ -83,9 +85,11 @@ impl SqliteDir {
             .connect()
             .await?;
         sqlx::raw_sql(DEMO_SQL).execute(&mut connection).await?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PRAGMA user_version = {wanted}")))
-            .execute(&mut connection)
-            .await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "PRAGMA user_version = {wanted}"
+        )))
+        .execute(&mut connection)
+        .await?;
         connection.close().await?;
         std::fs::rename(&temporary, &target)?;
         tracing::info!(path = %target.display(), "created the demo database");
@@ -96,14 +100,18 @@ impl SqliteDir {
 /// A stable number derived from the demo script (FNV-1a, 31 bits), stored as the
 /// file's `user_version` so that a changed script rebuilds the demo.
 fn demo_version() -> i64 {
-    let hash = DEMO_SQL
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let hash = DEMO_SQL.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
     i64::try_from(hash & 0x7fff_ffff).unwrap_or(1)
 }
 
 async fn read_user_version(path: &Path) -> Result<i64, sqlx::Error> {
-    let mut connection = SqliteConnectOptions::new().filename(path).read_only(true).connect().await?;
+    let mut connection = SqliteConnectOptions::new()
+        .filename(path)
+        .read_only(true)
+        .connect()
+        .await?;
     let version = sqlx::query_scalar::<_, i64>("PRAGMA user_version")
         .fetch_one(&mut connection)
         .await;
@@ -117,7 +125,17 @@ mod tests {
 
     #[test]
     fn names_that_are_paths_or_uris_are_refused() {
-        for bad in ["", "../etc/passwd", "/tmp/x", ":memory:", "file:demo", "a/b", ".hidden", "a..b", "demo?mode=rw"] {
+        for bad in [
+            "",
+            "../etc/passwd",
+            "/tmp/x",
+            ":memory:",
+            "file:demo",
+            "a/b",
+            ".hidden",
+            "a..b",
+            "demo?mode=rw",
+        ] {
             assert!(!SqliteDir::is_valid_name(bad), "{bad:?} accepted");
         }
         for good in ["demo", "shop_2024", "sales.db", "my-data"] {
@@ -130,11 +148,18 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let sqlite = SqliteDir::open(dir.path()).await.expect("open");
         let path = sqlite.resolve(DEMO).expect("demo");
-        let created = std::fs::metadata(&path).and_then(|m| m.modified()).expect("mtime");
+        let created = std::fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .expect("mtime");
         SqliteDir::open(dir.path()).await.expect("reopen");
-        let again = std::fs::metadata(&path).and_then(|m| m.modified()).expect("mtime");
+        let again = std::fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .expect("mtime");
         assert_eq!(created, again, "an up-to-date demo is not rebuilt");
-        assert!(matches!(sqlite.resolve("missing"), Err(DbError::DatabaseNotFound)));
+        assert!(matches!(
+            sqlite.resolve("missing"),
+            Err(DbError::DatabaseNotFound)
+        ));
     }
 
     #[cfg(unix)]
@@ -144,6 +169,9 @@ mod tests {
         let outside = tempfile::NamedTempFile::new().expect("outside");
         std::os::unix::fs::symlink(outside.path(), dir.path().join("escape.db")).expect("link");
         let sqlite = SqliteDir::open(dir.path()).await.expect("open");
-        assert!(matches!(sqlite.resolve("escape"), Err(DbError::DatabaseNotFound)));
+        assert!(matches!(
+            sqlite.resolve("escape"),
+            Err(DbError::DatabaseNotFound)
+        ));
     }
 }

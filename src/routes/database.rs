@@ -13,8 +13,8 @@ use crate::error::{AppError, AppResult};
 use crate::extract::ApiJson;
 use crate::secret::Secret;
 use crate::state::AppState;
-use crate::token::extract::{Bearer, MaybeBearer};
 use crate::token::Issued;
+use crate::token::extract::{Bearer, MaybeBearer};
 
 /// The routes of this area.
 pub fn router() -> Router<AppState> {
@@ -46,11 +46,17 @@ const MAX_FIELD_CHARS: usize = 255;
 impl ConnectRequest {
     /// Checks every field and builds the connection parameters.
     pub fn into_params(self) -> Result<ConnParams, AppError> {
-        let db_type = self
-            .db_type
-            .ok_or_else(|| AppError::validation("dbType", "`dbType` is required: postgresql, mysql or sqlite."))?;
+        let db_type = self.db_type.ok_or_else(|| {
+            AppError::validation(
+                "dbType",
+                "`dbType` is required: postgresql, mysql or sqlite.",
+            )
+        })?;
         let engine = Engine::parse(&db_type).ok_or_else(|| {
-            AppError::validation("dbType", "`dbType` must be postgresql (or postgres), mysql (or mariadb) or sqlite.")
+            AppError::validation(
+                "dbType",
+                "`dbType` must be postgresql (or postgres), mysql (or mariadb) or sqlite.",
+            )
         })?;
         let database = required("database", self.database)?;
         if engine == Engine::Sqlite {
@@ -83,12 +89,18 @@ impl ConnectRequest {
         }
         let password = self.password.unwrap_or_default();
         if password.expose().chars().count() > MAX_FIELD_CHARS {
-            return Err(AppError::validation("password", "`password` must be at most 255 characters."));
+            return Err(AppError::validation(
+                "password",
+                "`password` must be at most 255 characters.",
+            ));
         }
         let ssl = match self.ssl {
             None | Some(Value::Null) => SslMode::default(),
             Some(value) => SslMode::parse(&value).ok_or_else(|| {
-                AppError::validation("ssl", "`ssl` must be disable, prefer, require, verify-ca or verify-full.")
+                AppError::validation(
+                    "ssl",
+                    "`ssl` must be disable, prefer, require, verify-ca or verify-full.",
+                )
             })?,
         };
         Ok(ConnParams {
@@ -105,17 +117,25 @@ impl ConnectRequest {
 
 fn required(field: &str, value: Option<String>) -> Result<String, AppError> {
     match value {
-        Some(value) if !value.is_empty() && value.chars().count() <= MAX_FIELD_CHARS && !value.contains('\0') => {
+        Some(value)
+            if !value.is_empty()
+                && value.chars().count() <= MAX_FIELD_CHARS
+                && !value.contains('\0') =>
+        {
             Ok(value)
         }
         Some(value) if !value.is_empty() && !value.contains('\0') => Err(AppError::validation(
             field,
             format!("`{field}` must be at most 255 characters."),
         )),
-        Some(value) if value.contains('\0') => {
-            Err(AppError::validation(field, format!("`{field}` must not contain NUL characters.")))
-        }
-        _ => Err(AppError::validation(field, format!("`{field}` is required."))),
+        Some(value) if value.contains('\0') => Err(AppError::validation(
+            field,
+            format!("`{field}` must not contain NUL characters."),
+        )),
+        _ => Err(AppError::validation(
+            field,
+            format!("`{field}` is required."),
+        )),
     }
 }
 
@@ -128,7 +148,10 @@ fn parse_port(value: Option<Value>, engine: Engine) -> Result<u16, AppError> {
         Some(Value::String(s)) => s.trim().parse::<u64>().map_err(|_| invalid())?,
         Some(_) => return Err(invalid()),
     };
-    u16::try_from(number).ok().filter(|p| *p != 0).ok_or_else(invalid)
+    u16::try_from(number)
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(invalid)
 }
 
 /// The answer of connect and refresh.
@@ -187,7 +210,12 @@ async fn connect(
     let issued = state.tokens.issue(&params, None)?;
     tracing::info!(db_type = params.engine.as_str(), sub = %issued.claims.sub, "connected");
     let max_lifetime = state.tokens.policy().max_lifetime;
-    Ok(Json(TokenResponse::new(&issued, &params, Some(info.version), max_lifetime)))
+    Ok(Json(TokenResponse::new(
+        &issued,
+        &params,
+        Some(info.version),
+        max_lifetime,
+    )))
 }
 
 /// Query of `GET /api/database/status`.
@@ -204,8 +232,8 @@ async fn status(
     query: Result<Query<StatusQuery>, axum::extract::rejection::QueryRejection>,
     MaybeBearer(verified): MaybeBearer,
 ) -> AppResult<Json<Value>> {
-    let Query(query) = query
-        .map_err(|_| AppError::validation("check", "`check` must be true or false."))?;
+    let Query(query) =
+        query.map_err(|_| AppError::validation("check", "`check` must be true or false."))?;
     let Some(verified) = verified else {
         return Ok(Json(json!({ "connected": false })));
     };
@@ -245,9 +273,16 @@ async fn refresh(
     State(state): State<AppState>,
     Bearer(verified): Bearer,
 ) -> AppResult<Json<TokenResponse>> {
-    let issued = state.tokens.issue(&verified.params, Some(verified.claims.orig))?;
+    let issued = state
+        .tokens
+        .issue(&verified.params, Some(verified.claims.orig))?;
     let max_lifetime = state.tokens.policy().max_lifetime;
-    Ok(Json(TokenResponse::new(&issued, &verified.params, None, max_lifetime)))
+    Ok(Json(TokenResponse::new(
+        &issued,
+        &verified.params,
+        None,
+        max_lifetime,
+    )))
 }
 
 #[tracing::instrument(skip_all)]

@@ -1,10 +1,10 @@
 //! Health, the API document and the public keys.
 
+use axum::Json;
 use axum::Router;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::Json;
 use serde_json::{Value, json};
 
 use crate::state::AppState;

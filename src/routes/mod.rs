@@ -23,7 +23,10 @@ async fn not_found(uri: Uri) -> AppError {
 }
 
 async fn method_not_allowed(uri: Uri) -> AppError {
-    debug_assert_eq!(ErrorCode::MethodNotAllowed.status(), StatusCode::METHOD_NOT_ALLOWED);
+    debug_assert_eq!(
+        ErrorCode::MethodNotAllowed.status(),
+        StatusCode::METHOD_NOT_ALLOWED
+    );
     AppError::new(
         ErrorCode::MethodNotAllowed,
         format!("{} does not accept this method.", uri.path()),

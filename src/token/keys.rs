@@ -171,9 +171,9 @@ impl KeyRing {
     pub fn from_env_value(value: &Secret) -> Result<Self, KeyError> {
         let mut decoded = Vec::new();
         for (index, entry) in value.expose().split(',').map(str::trim).enumerate() {
-            let (kid, secret) = entry
-                .split_once(':')
-                .ok_or(KeyError::MalformedEntry { position: index + 1 })?;
+            let (kid, secret) = entry.split_once(':').ok_or(KeyError::MalformedEntry {
+                position: index + 1,
+            })?;
             decoded.push((kid.trim().to_owned(), decode_secret(kid, secret)?));
         }
         Self::from_secrets(decoded.iter().map(|(k, s)| (k.as_str(), s.as_slice())))
@@ -183,7 +183,10 @@ impl KeyRing {
     /// file (latest modification time, then the greatest id). `Ok(None)` when the
     /// folder has no key.
     pub fn from_dir(dir: &Path, active_kid: Option<&str>) -> Result<Option<Self>, KeyError> {
-        let io = |source| KeyError::Io { path: dir.to_owned(), source };
+        let io = |source| KeyError::Io {
+            path: dir.to_owned(),
+            source,
+        };
         let entries = match std::fs::read_dir(dir) {
             Ok(entries) => entries,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -199,7 +202,10 @@ impl KeyRing {
             else {
                 continue;
             };
-            let file_io = |source| KeyError::Io { path: path.clone(), source };
+            let file_io = |source| KeyError::Io {
+                path: path.clone(),
+                source,
+            };
             let text = Zeroizing::new(std::fs::read_to_string(&path).map_err(file_io)?);
             let modified = std::fs::metadata(&path)
                 .and_then(|m| m.modified())
@@ -305,7 +311,11 @@ fn validate_kid(kid: &str) -> Result<(), KeyError> {
         && kid
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if valid { Ok(()) } else { Err(KeyError::InvalidKid(kid.to_owned())) }
+    if valid {
+        Ok(())
+    } else {
+        Err(KeyError::InvalidKid(kid.to_owned()))
+    }
 }
 
 #[cfg(test)]
@@ -375,9 +385,13 @@ mod tests {
             .open(&second)
             .and_then(|f| f.set_modified(later))
             .expect("touch");
-        let ring = KeyRing::from_dir(dir.path(), None).expect("load").expect("some");
+        let ring = KeyRing::from_dir(dir.path(), None)
+            .expect("load")
+            .expect("some");
         assert_eq!(ring.active().kid, "k2");
-        let ring = KeyRing::from_dir(dir.path(), Some("k1")).expect("load").expect("some");
+        let ring = KeyRing::from_dir(dir.path(), Some("k1"))
+            .expect("load")
+            .expect("some");
         assert_eq!(ring.active().kid, "k1");
         assert!(matches!(
             KeyRing::from_dir(dir.path(), Some("nope")),
@@ -406,7 +420,10 @@ mod tests {
         ));
         let (ring, source) = load(None, &keys, None, false).expect("dev key");
         assert_eq!(ring.active().kid, "dev");
-        assert_eq!(source, KeySource::CreatedDevelopmentKey(keys.join("dev.key")));
+        assert_eq!(
+            source,
+            KeySource::CreatedDevelopmentKey(keys.join("dev.key"))
+        );
         let (_, source) = load(None, &keys, None, true).expect("folder now has a key");
         assert_eq!(source, KeySource::Folder(keys));
     }

@@ -168,7 +168,11 @@ impl TokenService {
         validation.set_issuer(&[&policy.issuer]);
         validation.set_audience(&[&policy.audience]);
         validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub", "jti"]);
-        Self { ring, policy, validation }
+        Self {
+            ring,
+            policy,
+            validation,
+        }
     }
 
     /// The key ring.
@@ -187,7 +191,9 @@ impl TokenService {
         self.issue_at(params, orig, chrono::Utc::now().timestamp())
     }
 
-    fn issue_at(
+    /// As [`TokenService::issue`], as if the clock read `now` (Unix seconds). Tools
+    /// and tests use it to mint tokens of a known age.
+    pub fn issue_at(
         &self,
         params: &ConnParams,
         orig: Option<i64>,
@@ -203,9 +209,8 @@ impl TokenService {
         let parts = params.identity_parts();
         let parts: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
         let sub = URL_SAFE_NO_PAD.encode(&version.fingerprint(&parts)[..16]);
-        let plaintext = zeroize::Zeroizing::new(
-            serde_json::to_vec(params).map_err(|_| TokenError::Issue)?,
-        );
+        let plaintext =
+            zeroize::Zeroizing::new(serde_json::to_vec(params).map_err(|_| TokenError::Issue)?);
         let aad = seal::associated_data(&version.kid, &jti, &sub, orig);
         let cx = seal::seal(&version.cipher, &aad, &plaintext).ok_or(TokenError::Issue)?;
         let claims = Claims {
@@ -253,7 +258,12 @@ impl TokenService {
             .claims;
         let now = chrono::Utc::now().timestamp();
         let leeway = i64::try_from(self.policy.leeway).unwrap_or(i64::MAX);
-        if now > claims.orig.saturating_add(self.policy.max_lifetime).saturating_add(leeway) {
+        if now
+            > claims
+                .orig
+                .saturating_add(self.policy.max_lifetime)
+                .saturating_add(leeway)
+        {
             return Err(TokenError::Expired);
         }
         let aad = seal::associated_data(&kid, &claims.jti, &claims.sub, claims.orig);

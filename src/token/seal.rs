@@ -19,7 +19,12 @@ const TAG_LEN: usize = 16;
 /// start, each length-prefixed.
 pub fn associated_data(kid: &str, jti: &str, sub: &str, orig: i64) -> Vec<u8> {
     let mut aad = b"querygate.cx.v1".to_vec();
-    for part in [kid.as_bytes(), jti.as_bytes(), sub.as_bytes(), &orig.to_be_bytes()] {
+    for part in [
+        kid.as_bytes(),
+        jti.as_bytes(),
+        sub.as_bytes(),
+        &orig.to_be_bytes(),
+    ] {
         aad.extend_from_slice(&(part.len() as u32).to_be_bytes());
         aad.extend_from_slice(part);
     }
@@ -30,7 +35,13 @@ pub fn associated_data(kid: &str, jti: &str, sub: &str, orig: i64) -> Vec<u8> {
 pub fn seal(cipher: &Aes256Gcm, aad: &[u8], plaintext: &[u8]) -> Option<String> {
     let nonce_bytes: [u8; NONCE_LEN] = crate::random::bytes();
     let ciphertext = cipher
-        .encrypt(&Nonce::from(nonce_bytes), Payload { msg: plaintext, aad })
+        .encrypt(
+            &Nonce::from(nonce_bytes),
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
         .ok()?;
     let mut out = Vec::with_capacity(NONCE_LEN + ciphertext.len());
     out.extend_from_slice(&nonce_bytes);
@@ -47,7 +58,13 @@ pub fn open(cipher: &Aes256Gcm, aad: &[u8], sealed: &str) -> Option<Zeroizing<Ve
     let (nonce, ciphertext) = raw.split_at(NONCE_LEN);
     let nonce: [u8; NONCE_LEN] = nonce.try_into().ok()?;
     cipher
-        .decrypt(&Nonce::from(nonce), Payload { msg: ciphertext, aad })
+        .decrypt(
+            &Nonce::from(nonce),
+            Payload {
+                msg: ciphertext,
+                aad,
+            },
+        )
         .ok()
         .map(Zeroizing::new)
 }
@@ -65,7 +82,10 @@ mod tests {
     fn sealed_value_opens_with_the_same_associated_data_only() {
         let aad = associated_data("k1", "jti", "sub", 1);
         let sealed = seal(&cipher(), &aad, b"secret params").expect("seal");
-        assert_eq!(open(&cipher(), &aad, &sealed).expect("open").as_slice(), b"secret params");
+        assert_eq!(
+            open(&cipher(), &aad, &sealed).expect("open").as_slice(),
+            b"secret params"
+        );
         let other = associated_data("k1", "other-jti", "sub", 1);
         assert!(open(&cipher(), &other, &sealed).is_none());
     }

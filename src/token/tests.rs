@@ -22,7 +22,10 @@ fn policy() -> TokenPolicy {
 }
 
 fn service(keys: &[(&str, &[u8])]) -> TokenService {
-    TokenService::new(KeyRing::from_secrets(keys.iter().copied()).expect("ring"), policy())
+    TokenService::new(
+        KeyRing::from_secrets(keys.iter().copied()).expect("ring"),
+        policy(),
+    )
 }
 
 fn params() -> ConnParams {
@@ -38,7 +41,12 @@ fn params() -> ConnParams {
 }
 
 fn issue(service: &TokenService) -> String {
-    service.issue(&params(), None).expect("issue").token.expose().to_owned()
+    service
+        .issue(&params(), None)
+        .expect("issue")
+        .token
+        .expose()
+        .to_owned()
 }
 
 /// Flips the lowest bit of byte `index` of segment `segment` (0 header, 1 payload,
@@ -80,11 +88,22 @@ fn nothing_identifying_or_secret_appears_in_clear() {
     let service = service(&[("k1", &SECRET_1)]);
     let token = issue(&service);
     let payload = String::from_utf8(
-        URL_SAFE_NO_PAD.decode(token.split('.').nth(1).expect("payload")).expect("b64"),
+        URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(1).expect("payload"))
+            .expect("b64"),
     )
     .expect("utf8");
-    for clear in ["db.internal.example", "shop_admin", "shopdb", "correct horse", "5432"] {
-        assert!(!payload.contains(clear), "{clear} is visible in the payload");
+    for clear in [
+        "db.internal.example",
+        "shop_admin",
+        "shopdb",
+        "correct horse",
+        "5432",
+    ] {
+        assert!(
+            !payload.contains(clear),
+            "{clear} is visible in the payload"
+        );
     }
 }
 
@@ -125,7 +144,10 @@ fn tampered_cx_is_rejected_even_when_re_signed() {
     raw[20] ^= 1;
     claims.cx = URL_SAFE_NO_PAD.encode(raw);
     let resigned = service.sign("k1", &claims).expect("sign");
-    assert_eq!(service.verify(resigned.expose()).unwrap_err(), TokenError::Undecryptable);
+    assert_eq!(
+        service.verify(resigned.expose()).unwrap_err(),
+        TokenError::Undecryptable
+    );
 }
 
 #[test]
@@ -135,7 +157,10 @@ fn cx_transplanted_between_two_valid_tokens_is_rejected() {
     let mut target = decode_claims(&issue(&service));
     target.cx = donor.cx;
     let forged = service.sign("k1", &target).expect("sign");
-    assert_eq!(service.verify(forged.expose()).unwrap_err(), TokenError::Undecryptable);
+    assert_eq!(
+        service.verify(forged.expose()).unwrap_err(),
+        TokenError::Undecryptable
+    );
 }
 
 #[test]
@@ -144,7 +169,10 @@ fn alg_none_is_rejected() {
     let token = issue(&service);
     let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT","kid":"k1"}"#);
     let payload = token.split('.').nth(1).expect("payload");
-    for unsigned in [format!("{header}.{payload}."), format!("{header}.{payload}")] {
+    for unsigned in [
+        format!("{header}.{payload}."),
+        format!("{header}.{payload}"),
+    ] {
         assert!(service.verify(&unsigned).is_err());
     }
 }
@@ -157,21 +185,29 @@ fn another_algorithm_than_the_configured_one_is_rejected() {
     header.kid = Some("k1".into());
     let version = service.ring().get("k1").expect("k1");
     let token = jsonwebtoken::encode(&header, &claims, &version.signing).expect("encode");
-    assert_eq!(service.verify(&token).unwrap_err(), TokenError::WrongAlgorithm);
+    assert_eq!(
+        service.verify(&token).unwrap_err(),
+        TokenError::WrongAlgorithm
+    );
 }
 
 #[test]
 fn unknown_kid_is_rejected() {
     let issuer = service(&[("k9", &SECRET_1)]);
     let verifier = service(&[("k1", &SECRET_1)]);
-    assert_eq!(verifier.verify(&issue(&issuer)).unwrap_err(), TokenError::UnknownKid);
+    assert_eq!(
+        verifier.verify(&issue(&issuer)).unwrap_err(),
+        TokenError::UnknownKid
+    );
 }
 
 #[test]
 fn expired_token_is_rejected_as_expired() {
     let service = service(&[("k1", &SECRET_1)]);
     let now = chrono::Utc::now().timestamp();
-    let old = service.issue_at(&params(), None, now - 3600 - 31).expect("issue");
+    let old = service
+        .issue_at(&params(), None, now - 3600 - 31)
+        .expect("issue");
     let error = service.verify(old.token.expose()).unwrap_err();
     assert_eq!(error, TokenError::Expired);
     assert_eq!(AppError::from(error).code, ErrorCode::TokenExpired);
@@ -181,7 +217,9 @@ fn expired_token_is_rejected_as_expired() {
 fn expiry_within_the_leeway_is_accepted() {
     let service = service(&[("k1", &SECRET_1)]);
     let now = chrono::Utc::now().timestamp();
-    let recent = service.issue_at(&params(), None, now - 3600 - 10).expect("issue");
+    let recent = service
+        .issue_at(&params(), None, now - 3600 - 10)
+        .expect("issue");
     assert!(service.verify(recent.token.expose()).is_ok());
 }
 
@@ -200,10 +238,28 @@ fn wrong_issuer_or_audience_is_rejected() {
     let issuer = service(&[("k1", &SECRET_1)]);
     let token = issue(&issuer);
     let ring = || KeyRing::from_secrets([("k1", &SECRET_1[..])]).expect("ring");
-    let other_iss = TokenService::new(ring(), TokenPolicy { issuer: "other".into(), ..policy() });
-    let other_aud = TokenService::new(ring(), TokenPolicy { audience: "other".into(), ..policy() });
-    assert!(matches!(other_iss.verify(&token), Err(TokenError::Rejected(_))));
-    assert!(matches!(other_aud.verify(&token), Err(TokenError::Rejected(_))));
+    let other_iss = TokenService::new(
+        ring(),
+        TokenPolicy {
+            issuer: "other".into(),
+            ..policy()
+        },
+    );
+    let other_aud = TokenService::new(
+        ring(),
+        TokenPolicy {
+            audience: "other".into(),
+            ..policy()
+        },
+    );
+    assert!(matches!(
+        other_iss.verify(&token),
+        Err(TokenError::Rejected(_))
+    ));
+    assert!(matches!(
+        other_aud.verify(&token),
+        Err(TokenError::Rejected(_))
+    ));
 }
 
 #[test]
@@ -218,7 +274,11 @@ fn garbage_is_rejected_as_invalid() {
     let service = service(&[("k1", &SECRET_1)]);
     for garbage in ["", "abc", "a.b.c", "....", "eyJhbGciOiJIUzI1NiJ9.e30."] {
         let error = service.verify(garbage).unwrap_err();
-        assert_eq!(AppError::from(error).code, ErrorCode::TokenInvalid, "{garbage:?}");
+        assert_eq!(
+            AppError::from(error).code,
+            ErrorCode::TokenInvalid,
+            "{garbage:?}"
+        );
     }
 }
 
@@ -227,10 +287,16 @@ fn rotated_out_version_is_rejected_and_a_listed_older_one_accepted() {
     let old = service(&[("k1", &SECRET_1)]);
     let token = issue(&old);
     let rotated = service(&[("k2", &SECRET_2), ("k1", &SECRET_1)]);
-    assert!(rotated.verify(&token).is_ok(), "older listed version still verifies");
+    assert!(
+        rotated.verify(&token).is_ok(),
+        "older listed version still verifies"
+    );
     let new_token = issue(&rotated);
     assert_eq!(
-        jsonwebtoken::decode_header(&new_token).expect("header").kid.as_deref(),
+        jsonwebtoken::decode_header(&new_token)
+            .expect("header")
+            .kid
+            .as_deref(),
         Some("k2")
     );
     let retired = service(&[("k2", &SECRET_2)]);
@@ -241,7 +307,10 @@ fn rotated_out_version_is_rejected_and_a_listed_older_one_accepted() {
 fn same_kid_with_another_secret_is_rejected() {
     let issuer = service(&[("k1", &SECRET_1)]);
     let impostor = service(&[("k1", &SECRET_2)]);
-    assert!(matches!(impostor.verify(&issue(&issuer)), Err(TokenError::Rejected(_))));
+    assert!(matches!(
+        impostor.verify(&issue(&issuer)),
+        Err(TokenError::Rejected(_))
+    ));
 }
 
 #[test]
@@ -261,13 +330,23 @@ fn token_of_a_chain_past_its_maximum_lifetime_is_expired() {
     let service = service(&[("k1", &SECRET_1)]);
     let now = chrono::Utc::now().timestamp();
     let orig = now - 86_400 - 60;
-    let mut claims = service.issue_at(&params(), Some(orig + 120), now).expect("issue").claims;
+    let mut claims = service
+        .issue_at(&params(), Some(orig + 120), now)
+        .expect("issue")
+        .claims;
     claims.orig = orig;
     // Re-seal so that only the lifetime rule can fail.
     let version = service.ring().active();
     let aad = seal::associated_data("k1", &claims.jti, &claims.sub, orig);
-    claims.cx = seal::seal(&version.cipher, &aad, &serde_json::to_vec(&params()).expect("json"))
-        .expect("seal");
+    claims.cx = seal::seal(
+        &version.cipher,
+        &aad,
+        &serde_json::to_vec(&params()).expect("json"),
+    )
+    .expect("seal");
     let token = service.sign("k1", &claims).expect("sign");
-    assert_eq!(service.verify(token.expose()).unwrap_err(), TokenError::Expired);
+    assert_eq!(
+        service.verify(token.expose()).unwrap_err(),
+        TokenError::Expired
+    );
 }

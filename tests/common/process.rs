@@ -1,0 +1,93 @@
+//! querygate as a child process, for the tests that need a real restart or two
+//! separate instances.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+/// A running `querygate` binary; killed on drop.
+pub struct ServerProcess {
+    child: Child,
+    reader: Option<std::thread::JoinHandle<()>>,
+    pub base_url: String,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl ServerProcess {
+    /// Starts the binary with a clean environment plus `env`, on a free port, and
+    /// waits until it logs its address.
+    pub fn start(sqlite_dir: &Path, keys_dir: &Path, env: &[(&str, &str)]) -> Self {
+        super::ensure_databases();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_querygate"));
+        command
+            .env_clear()
+            .env("HOST", "127.0.0.1")
+            .env("PORT", "0")
+            .env("SQLITE_DIR", sqlite_dir)
+            .env("QUERYGATE_KEYS_DIR", keys_dir)
+            .env("LOG_FORMAT", "json")
+            .env("RATE_LIMIT_MAX_REQUESTS", "0")
+            .env("RUST_LOG", "debug")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("spawn querygate");
+        let stderr = child.stderr.take().expect("stderr");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (address_tx, address_rx) = std::sync::mpsc::channel();
+        let sink = Arc::clone(&logs);
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let address: String = rest
+                        .chars()
+                        .take_while(|c| !c.is_whitespace() && *c != '"')
+                        .collect();
+                    let _ = address_tx.send(address);
+                }
+                sink.lock().expect("logs").push(line);
+            }
+        });
+        let address = address_rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap_or_else(|_| {
+                let _ = child.kill();
+                panic!("querygate did not start: {:?}", logs.lock().expect("logs"))
+            });
+        Self {
+            child,
+            reader: Some(reader),
+            base_url: format!("http://{address}"),
+            logs,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url, path)
+    }
+
+    /// Everything the process has logged so far.
+    pub fn logs(&self) -> String {
+        self.logs.lock().expect("logs").join("\n")
+    }
+
+    /// Stops the process and returns every line it logged.
+    pub fn stop(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        self.logs()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

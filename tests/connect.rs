@@ -1,0 +1,199 @@
+//! `POST /api/database/connect` against the real PostgreSQL and MariaDB of this
+//! machine and the demo SQLite: the success shape, and each failure code produced
+//! by a really failing connection.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+fn assert_token_shape(body: &serde_json::Value, db_type: &str, database: &str) {
+    assert_eq!(body["success"], true);
+    assert_eq!(body["tokenType"], "Bearer");
+    assert_eq!(body["expiresIn"], 3600);
+    assert_eq!(body["dbType"], db_type);
+    assert_eq!(body["database"], database);
+    let token = body["token"].as_str().expect("token");
+    assert_eq!(token.split('.').count(), 3, "a compact JWS");
+    let expires_at = body["expiresAt"].as_str().expect("expiresAt");
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(expires_at).is_ok(),
+        "{expires_at}"
+    );
+}
+
+#[tokio::test]
+async fn postgres_connect_returns_a_token_and_the_server_version() {
+    let app = TestApp::spawn().await;
+    let (status, body) = read(app.connect(&pg_body("test")).await).await;
+    assert_eq!(status, 200, "{body}");
+    assert_token_shape(&body, "postgresql", "test");
+    assert_eq!(body["host"], "127.0.0.1");
+    assert!(
+        body["serverVersion"]
+            .as_str()
+            .expect("version")
+            .starts_with("PostgreSQL ")
+    );
+}
+
+#[tokio::test]
+async fn mysql_connect_returns_a_token_and_the_server_version() {
+    let app = TestApp::spawn().await;
+    let (status, body) = read(app.connect(&mysql_body("test")).await).await;
+    assert_eq!(status, 200, "{body}");
+    assert_token_shape(&body, "mysql", "test");
+    let version = body["serverVersion"].as_str().expect("version");
+    assert!(
+        version.starts_with("MariaDB ") || version.starts_with("MySQL "),
+        "{version}"
+    );
+}
+
+#[tokio::test]
+async fn sqlite_demo_connect_works_without_any_setup() {
+    let app = TestApp::spawn().await;
+    let (status, body) = read(app.connect(&sqlite_body("demo")).await).await;
+    assert_eq!(status, 200, "{body}");
+    assert_token_shape(&body, "sqlite", "demo");
+    assert_eq!(body["host"], serde_json::Value::Null);
+    assert!(
+        body["serverVersion"]
+            .as_str()
+            .expect("version")
+            .starts_with("SQLite ")
+    );
+}
+
+#[tokio::test]
+async fn aliases_and_string_ports_are_accepted() {
+    let app = TestApp::spawn().await;
+    let mut body = pg_body("test");
+    body["dbType"] = json!("postgres");
+    body["port"] = json!("5432");
+    let (status, answer) = read(app.connect(&body).await).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["dbType"], "postgresql");
+    let mut body = mysql_body("test");
+    body["dbType"] = json!("mariadb");
+    let (status, answer) = read(app.connect(&body).await).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["dbType"], "mysql");
+}
+
+#[tokio::test]
+async fn password_role_connects_with_the_right_password() {
+    let app = TestApp::spawn().await;
+    for mut body in [pg_body("test"), mysql_body("test")] {
+        body["username"] = json!(SECRET_USER);
+        body["password"] = json!(SECRET_PASSWORD);
+        let (status, answer) = read(app.connect(&body).await).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+}
+
+#[tokio::test]
+async fn wrong_password_is_db_access_denied_without_echoing_it() {
+    let app = TestApp::spawn().await;
+    for mut body in [pg_body("test"), mysql_body("test")] {
+        body["username"] = json!(SECRET_USER);
+        body["password"] = json!("wrong-password-4711");
+        let (status, answer) = read(app.connect(&body).await).await;
+        assert_error(status, &answer, 400, "db_access_denied");
+        assert_eq!(
+            answer["error"],
+            "Access denied. Check the user name and password."
+        );
+        assert!(!answer.to_string().contains("wrong-password-4711"));
+    }
+}
+
+#[tokio::test]
+async fn unknown_database_is_db_database_not_found() {
+    let app = TestApp::spawn().await;
+    for body in [
+        pg_body("no_such_db_qg"),
+        mysql_body("no_such_db_qg"),
+        sqlite_body("no_such_db_qg"),
+    ] {
+        let (status, answer) = read(app.connect(&body).await).await;
+        assert_error(status, &answer, 400, "db_database_not_found");
+    }
+}
+
+#[tokio::test]
+async fn closed_port_is_db_connection_refused() {
+    let app = TestApp::spawn().await;
+    for mut body in [pg_body("test"), mysql_body("test")] {
+        body["port"] = json!(closed_port());
+        let (status, answer) = read(app.connect(&body).await).await;
+        assert_error(status, &answer, 502, "db_connection_refused");
+    }
+}
+
+#[tokio::test]
+async fn unresolvable_host_is_db_host_not_found() {
+    let app = TestApp::spawn().await;
+    for mut body in [pg_body("test"), mysql_body("test")] {
+        body["host"] = json!("no-such-host.invalid");
+        let (status, answer) = read(app.connect(&body).await).await;
+        assert_error(status, &answer, 502, "db_host_not_found");
+    }
+}
+
+#[tokio::test]
+async fn server_that_never_answers_is_db_timeout() {
+    let app = TestApp::spawn_with(|config| config.db_connect_timeout_ms = 500).await;
+    let port = silent_server().await;
+    for mut body in [pg_body("test"), mysql_body("test")] {
+        body["port"] = json!(port);
+        let started = std::time::Instant::now();
+        let (status, answer) = read(app.connect(&body).await).await;
+        assert_error(status, &answer, 504, "db_timeout");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "no hang"
+        );
+    }
+}
+
+#[tokio::test]
+async fn tls_required_but_refused_is_db_tls_failed() {
+    let app = TestApp::spawn().await;
+    // MariaDB here has TLS off; PostgreSQL has a self-signed certificate that
+    // verify-full cannot trust.
+    let mut mysql = mysql_body("test");
+    mysql["ssl"] = json!("require");
+    let mut pg = pg_body("test");
+    pg["ssl"] = json!("verify-full");
+    for body in [mysql, pg] {
+        let (status, answer) = read(app.connect(&body).await).await;
+        assert_error(status, &answer, 502, "db_tls_failed");
+    }
+}
+
+#[tokio::test]
+async fn denied_network_is_db_host_forbidden() {
+    let app = TestApp::spawn_with(|config| {
+        config.db_denied_networks = vec!["127.0.0.0/8".parse().expect("net")];
+    })
+    .await;
+    let (status, answer) = read(app.connect(&pg_body("test")).await).await;
+    assert_error(status, &answer, 403, "db_host_forbidden");
+}
+
+#[tokio::test]
+async fn sqlite_paths_uris_and_memory_are_validation_failures() {
+    let app = TestApp::spawn().await;
+    for database in [
+        "../etc/passwd",
+        "/etc/passwd",
+        ":memory:",
+        "file:demo?mode=rw",
+        "a/b",
+    ] {
+        let (status, answer) = read(app.connect(&sqlite_body(database)).await).await;
+        assert_error(status, &answer, 400, "validation_failed");
+        assert_eq!(answer["details"]["field"], "database", "{database}");
+    }
+}

@@ -1,0 +1,85 @@
+//! Passwords, tokens and keys never reach logs, error messages or `--help`.
+
+mod common;
+
+use common::process::ServerProcess;
+use common::*;
+use serde_json::json;
+
+const KEY_SECRET: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+#[tokio::test]
+async fn debug_logs_of_a_whole_session_hold_no_password_token_or_key() {
+    let sqlite = tempfile::tempdir().expect("tmp");
+    let keys = tempfile::tempdir().expect("tmp");
+    let server = ServerProcess::start(sqlite.path(), keys.path(), &[("QUERYGATE_KEYS", KEY_A)]);
+    let client = reqwest::Client::new();
+    let mut tokens = Vec::new();
+    for password in [SECRET_PASSWORD, "wrong-password-31337"] {
+        let body = json!({"dbType": "postgresql", "host": "127.0.0.1", "username": SECRET_USER,
+                          "password": password, "database": "test", "ssl": "disable"});
+        let response = client
+            .post(server.url("/api/database/connect"))
+            .json(&body)
+            .send()
+            .await
+            .expect("connect");
+        let answer: serde_json::Value = response.json().await.expect("json");
+        if let Some(token) = answer["token"].as_str() {
+            tokens.push(token.to_owned());
+        }
+    }
+    assert_eq!(tokens.len(), 1, "the right password connects");
+    let token = &tokens[0];
+    for path in [
+        "/api/database/status?check=true",
+        "/api/database/refresh",
+        "/api/database/disconnect",
+    ] {
+        let request = if path.contains("status") {
+            client.get(server.url(path))
+        } else {
+            client.post(server.url(path))
+        };
+        let response = request.bearer_auth(token).send().await.expect("request");
+        assert!(response.status().is_success(), "{path}");
+    }
+    let logs = server.stop();
+    assert!(logs.contains("connected"), "the logs were captured: {logs}");
+    for secret in [
+        SECRET_PASSWORD,
+        "wrong-password-31337",
+        token.as_str(),
+        KEY_SECRET,
+    ] {
+        assert!(!logs.contains(secret), "a secret reached the logs");
+    }
+    // Also no piece of the token that identifies it (its signature).
+    let signature = token.rsplit('.').next().expect("signature");
+    assert!(!logs.contains(signature));
+}
+
+#[test]
+fn help_never_shows_the_values_of_secret_variables() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_querygate"))
+        .args(["serve", "--help"])
+        .env("QUERYGATE_KEYS", KEY_A)
+        .env("OPENAI_API_KEY", "sk-test-do-not-print")
+        .output()
+        .expect("run");
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(help.contains("QUERYGATE_KEYS"), "{help}");
+    assert!(help.contains("TOKEN_TTL"));
+    assert!(!help.contains(KEY_SECRET));
+    assert!(!help.contains("sk-test-do-not-print"));
+}
+
+#[test]
+fn configuration_debug_output_redacts_secrets() {
+    let mut config = querygate::Config::defaults();
+    config.keys = Some(querygate::secret::Secret::new(KEY_A));
+    config.openai_api_key = Some(querygate::secret::Secret::new("sk-test-do-not-print"));
+    let debug = format!("{config:?}");
+    assert!(!debug.contains(KEY_SECRET));
+    assert!(!debug.contains("sk-test-do-not-print"));
+}
