@@ -141,6 +141,10 @@ pub struct Config {
     /// Connections per pool at most.
     #[arg(long, env = "POOL_MAX_CONNECTIONS", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub pool_max_connections: u32,
+    /// Seconds a schema read is reused by later schema and generate-sql requests
+    /// for the same connection; 0 reads the catalog every time.
+    #[arg(long, env = "SCHEMA_CACHE_TTL_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub schema_cache_ttl_secs: u64,
     /// Seconds an unused pool is kept before it is closed.
     #[arg(long, env = "POOL_IDLE_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub pool_idle_secs: u64,

@@ -84,6 +84,7 @@ impl AppState {
             max_connections: config.pool_max_connections,
             pool_idle: Duration::from_secs(config.pool_idle_secs),
             max_pools: config.pool_max_pools,
+            schema_ttl: Duration::from_secs(config.schema_cache_ttl_secs),
         };
         let guard = NetGuard::new(&config.db_allowed_hosts, &config.db_denied_networks);
         Self {

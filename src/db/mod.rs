@@ -6,9 +6,13 @@
 
 pub mod connect;
 pub mod error;
+pub mod execute;
+pub mod introspect;
 pub mod params;
 pub mod pool_cache;
+pub mod sql_error;
 pub mod sqlite_dir;
+pub mod values;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +21,7 @@ use crate::net_guard::NetGuard;
 use error::DbError;
 use params::ConnParams;
 use pool_cache::PoolCache;
+use sql_error::SqlError;
 use sqlite_dir::SqliteDir;
 
 pub use connect::{DbPool, PoolEntry};
@@ -32,7 +37,12 @@ pub struct DbSettings {
     pub pool_idle: Duration,
     /// Pools kept at most.
     pub max_pools: u64,
+    /// How long a schema read is reused; zero turns the cache off.
+    pub schema_ttl: Duration,
 }
+
+/// Cached schemas, keyed by the pool key and the schema filter.
+type SchemaCache = moka::future::Cache<([u8; 32], Option<String>), Arc<Vec<introspect::Table>>>;
 
 /// The database layer's shared state.
 #[derive(Debug, Clone)]
@@ -41,6 +51,7 @@ pub struct Databases {
     guard: Arc<NetGuard>,
     sqlite: Arc<SqliteDir>,
     pools: PoolCache,
+    schemas: SchemaCache,
 }
 
 /// What a successful connect or ping reports.
@@ -55,6 +66,15 @@ impl Databases {
     pub fn new(settings: DbSettings, guard: NetGuard, sqlite: SqliteDir) -> Self {
         Self {
             pools: PoolCache::new(settings.max_pools, settings.pool_idle),
+            schemas: moka::future::Cache::builder()
+                .max_capacity(if settings.schema_ttl.is_zero() {
+                    0
+                } else {
+                    256
+                })
+                .time_to_live(settings.schema_ttl.max(Duration::from_millis(1)))
+                .support_invalidation_closures()
+                .build(),
             settings,
             guard: Arc::new(guard),
             sqlite: Arc::new(sqlite),
@@ -106,8 +126,56 @@ impl Databases {
         }
     }
 
-    /// Drops this instance's pool for `params`, closing its connections.
+    /// Runs a client's statement read-only (see [`execute`]). A failure to reach the
+    /// database drops the pool, so the next request starts afresh.
+    pub async fn execute(
+        &self,
+        params: &ConnParams,
+        request: &execute::ExecRequest,
+    ) -> Result<execute::QueryOutput, SqlError> {
+        let (entry, _) = self.pool(params).await?;
+        let result = execute::execute(&entry.pool, &entry.server_version, request).await;
+        if matches!(result, Err(SqlError::Connection(_))) {
+            self.pools.evict(params).await;
+        }
+        result
+    }
+
+    /// The tables and views of the database, optionally of one schema, through a
+    /// short-lived cache.
+    pub async fn schema(
+        &self,
+        params: &ConnParams,
+        schema: Option<&str>,
+    ) -> Result<Arc<Vec<introspect::Table>>, SqlError> {
+        let key = (self.pools.key(params), schema.map(str::to_owned));
+        if let Some(tables) = self.schemas.get(&key).await {
+            return Ok(tables);
+        }
+        let (entry, _) = self.pool(params).await?;
+        let result = introspect::read(&entry.pool, schema).await;
+        match result {
+            Ok(tables) => {
+                let tables = Arc::new(tables);
+                self.schemas.insert(key, Arc::clone(&tables)).await;
+                Ok(tables)
+            }
+            Err(error) => {
+                if matches!(error, SqlError::Connection(_)) {
+                    self.pools.evict(params).await;
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Drops this instance's pool and cached schemas for `params`.
     pub async fn disconnect(&self, params: &ConnParams) -> bool {
+        let key = self.pools.key(params);
+        // Entries are few; a linear sweep keeps the cache key simple.
+        let _ = self
+            .schemas
+            .invalidate_entries_if(move |(k, _), _| *k == key);
         self.pools.evict(params).await
     }
 

@@ -54,7 +54,8 @@ impl PoolCache {
         }
     }
 
-    fn key_of(&self, params: &ConnParams) -> PoolKey {
+    /// The cache key of `params`: an HMAC of every parameter under a per-process key.
+    pub fn key(&self, params: &ConnParams) -> PoolKey {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.key.as_slice())
             .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
         let parts = params.identity_parts();
@@ -77,7 +78,7 @@ impl PoolCache {
     ) -> Result<(PoolEntry, bool), DbError> {
         let entry = self
             .cache
-            .entry(self.key_of(params))
+            .entry(self.key(params))
             .or_try_insert_with(open)
             .await
             .map_err(|error| (*error).clone())?;
@@ -88,7 +89,7 @@ impl PoolCache {
     /// Removes the pool for `params` (the eviction listener closes it); tells
     /// whether there was one.
     pub async fn evict(&self, params: &ConnParams) -> bool {
-        self.cache.remove(&self.key_of(params)).await.is_some()
+        self.cache.remove(&self.key(params)).await.is_some()
     }
 
     /// Pools currently held.

@@ -2,6 +2,8 @@
 
 pub mod database;
 pub mod meta;
+pub mod query;
+pub mod schema;
 
 use axum::Router;
 use axum::http::{StatusCode, Uri};
@@ -14,6 +16,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .merge(meta::router())
         .merge(database::router())
+        .merge(schema::router())
+        .merge(query::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
 }

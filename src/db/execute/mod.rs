@@ -1,0 +1,178 @@
+//! The one audited door for SQL written by a client.
+//!
+//! # Threat model
+//!
+//! A client holds valid credentials (they are in its token) and sends arbitrary
+//! text. querygate promises that text runs as **exactly one statement, read-only,
+//! within a time limit, returning a bounded number of rows**, and that nothing it
+//! does outlives the request on a pooled connection. The promise is kept by the
+//! engines themselves, never by looking for keywords:
+//!
+//! - PostgreSQL: a `READ ONLY` transaction with `SET LOCAL statement_timeout`, one
+//!   user statement per transaction (so `SET TRANSACTION READ WRITE` cannot precede
+//!   a write), sent through the extended protocol, which refuses a second
+//!   statement; always rolled back. Connections use no named prepared statements,
+//!   so a user's `DEALLOCATE ALL` breaks nothing.
+//! - MySQL/MariaDB: the *session* is made read-only (DDL commits implicitly and
+//!   would escape a read-only transaction), then a `READ ONLY` transaction with the
+//!   engine's statement time limit; the statement goes through the binary protocol,
+//!   which refuses a second statement. Because a user's `SET SESSION …`, user
+//!   variables or temporary tables would outlive the request, the connection is
+//!   closed afterwards instead of returned to the pool.
+//! - SQLite: the file is opened read-only with `query_only`; sqlx would run every
+//!   `;`-separated statement, so the text is split by SQLite's lexical rules first
+//!   and a second statement refused; `ATTACH` and `VACUUM` (which can create files
+//!   on the server) are refused; a progress handler interrupts the statement at the
+//!   deadline; the connection is closed afterwards.
+//!
+//! Rows are read one past the cap and no further; a connection whose result was not
+//! read to the end is closed rather than returned (the next user would otherwise
+//! wait while it drains). This module is the only place that wraps client text in
+//! `AssertSqlSafe`.
+
+mod bind;
+mod mysql;
+mod postgres;
+pub mod sql_text;
+mod sqlite;
+
+use std::time::{Duration, Instant};
+
+use futures_util::{Stream, TryStreamExt};
+use serde_json::Value;
+
+use crate::db::DbPool;
+use crate::db::sql_error::SqlError;
+
+/// What to run and within which limits.
+#[derive(Debug, Clone)]
+pub struct ExecRequest {
+    /// The client's SQL.
+    pub sql: String,
+    /// Bind parameters (JSON scalars; arrays and objects are bound as JSON text).
+    pub params: Vec<Value>,
+    /// Rows returned at most.
+    pub max_rows: usize,
+    /// Statement time limit.
+    pub timeout: Duration,
+    /// 64-bit integer columns as strings.
+    pub bigint_as_string: bool,
+}
+
+/// One result column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    /// As the engine names it (duplicates possible).
+    pub name: String,
+    /// The engine's type name.
+    pub type_name: String,
+}
+
+/// A statement's result.
+#[derive(Debug, Clone)]
+pub struct QueryOutput {
+    /// Columns in order.
+    pub columns: Vec<Column>,
+    /// Rows, each with one JSON value per column.
+    pub rows: Vec<Vec<Value>>,
+    /// More rows existed than `max_rows`.
+    pub truncated: bool,
+    /// Time spent running the statement and reading its rows.
+    pub elapsed: Duration,
+}
+
+/// Runs `request` on `pool`, read-only.
+pub async fn execute(
+    pool: &DbPool,
+    server_version: &str,
+    request: &ExecRequest,
+) -> Result<QueryOutput, SqlError> {
+    match pool {
+        DbPool::Postgres(pool) => postgres::execute(pool, request).await,
+        DbPool::Mysql(pool) => {
+            let mariadb = server_version.starts_with("MariaDB");
+            mysql::execute(pool, mariadb, request).await
+        }
+        DbPool::Sqlite(pool) => sqlite::execute(pool, request).await,
+    }
+}
+
+/// Rows read from a stream, and why reading stopped.
+struct Collected<R> {
+    rows: Vec<R>,
+    /// Stopped at the cap with rows left unread.
+    truncated: bool,
+}
+
+enum StreamStop {
+    /// The deadline passed while reading.
+    Deadline,
+    /// The engine reported an error.
+    Failed(sqlx::Error),
+}
+
+/// Reads at most `max_rows + 1` rows (the extra one only to learn that more exist)
+/// before `deadline`.
+async fn collect<R, S>(
+    mut stream: S,
+    max_rows: usize,
+    deadline: Instant,
+) -> Result<Collected<R>, StreamStop>
+where
+    S: Stream<Item = Result<R, sqlx::Error>> + Unpin,
+{
+    let mut rows = Vec::new();
+    loop {
+        let next = tokio::time::timeout_at(deadline.into(), stream.try_next())
+            .await
+            .map_err(|_| StreamStop::Deadline)?
+            .map_err(StreamStop::Failed)?;
+        match next {
+            None => {
+                return Ok(Collected {
+                    rows,
+                    truncated: false,
+                });
+            }
+            Some(_) if rows.len() == max_rows => {
+                return Ok(Collected {
+                    rows,
+                    truncated: true,
+                });
+            }
+            Some(row) => rows.push(row),
+        }
+    }
+}
+
+/// The client-side deadline: the engine's own limit plus a grace period, so the
+/// engine normally cancels first and reports it.
+fn client_deadline(started: Instant, timeout: Duration) -> Instant {
+    started + timeout + Duration::from_millis(1_000)
+}
+
+/// Milliseconds for engine settings, at least 1.
+fn timeout_ms(timeout: Duration) -> u64 {
+    u64::try_from(timeout.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
+/// A result column's name and engine type.
+fn column_of<C: sqlx::Column>(column: &C) -> Column {
+    use sqlx::TypeInfo as _;
+    Column {
+        name: column.name().to_owned(),
+        type_name: column.type_info().name().to_owned(),
+    }
+}
+
+/// The engine type name as clients see it: built-in upper-case names in lower case,
+/// user-defined names (enums, domains) as they are.
+fn display_type(name: &str) -> String {
+    if name.bytes().any(|b| b.is_ascii_lowercase()) {
+        name.to_owned()
+    } else {
+        name.to_ascii_lowercase()
+    }
+}

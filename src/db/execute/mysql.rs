@@ -1,0 +1,94 @@
+//! MySQL / MariaDB: a read-only session and transaction with the engine's statement
+//! time limit; the connection is closed afterwards (see the module docs).
+
+use std::time::Instant;
+
+use sqlx::mysql::MySqlPool;
+use sqlx::{AssertSqlSafe, Executor, Row, Statement};
+
+use super::{
+    Column, ExecRequest, QueryOutput, StreamStop, client_deadline, collect, column_of,
+    display_type, timeout_ms,
+};
+use crate::db::params::Engine;
+use crate::db::sql_error::{self, SqlError};
+use crate::db::values::{self, Render};
+
+pub(super) async fn execute(
+    pool: &MySqlPool,
+    mariadb: bool,
+    request: &ExecRequest,
+) -> Result<QueryOutput, SqlError> {
+    let classify = |error: &sqlx::Error| sql_error::classify(Engine::Mysql, error, &request.sql);
+    let mut conn = pool.acquire().await.map_err(|e| classify(&e))?;
+    // Whatever happens below, this connection never serves another request.
+    conn.close_on_drop();
+    let ms = timeout_ms(request.timeout);
+    let limit = if mariadb {
+        format!(
+            "SET SESSION max_statement_time = {}.{:03}",
+            ms / 1000,
+            ms % 1000
+        )
+    } else {
+        format!("SET SESSION max_execution_time = {ms}")
+    };
+    // The session, not only the transaction, is read-only: DDL commits implicitly
+    // and would otherwise run outside the transaction.
+    let setup = format!("SET SESSION TRANSACTION READ ONLY; {limit}; START TRANSACTION READ ONLY");
+    sqlx::raw_sql(AssertSqlSafe(setup))
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| classify(&e))?;
+
+    let started = Instant::now();
+    let query = super::bind::all(
+        sqlx::query(AssertSqlSafe(request.sql.clone())),
+        &request.params,
+    )
+    .persistent(false);
+    let deadline = client_deadline(started, request.timeout);
+    let outcome = collect(query.fetch(&mut *conn), request.max_rows, deadline).await;
+    let elapsed = started.elapsed();
+    let collected = match outcome {
+        Ok(collected) => collected,
+        Err(StreamStop::Deadline) => return Err(SqlError::timeout()),
+        Err(StreamStop::Failed(error)) => return Err(classify(&error)),
+    };
+
+    let render = Render {
+        bigint_as_string: request.bigint_as_string,
+    };
+    let columns: Vec<Column> = match collected.rows.first() {
+        Some(row) => row.columns().iter().map(column_of).collect(),
+        None if !collected.truncated => (&mut *conn)
+            .prepare(sqlx::SqlSafeStr::into_sql_str(AssertSqlSafe(
+                request.sql.clone(),
+            )))
+            .await
+            .map_err(|e| classify(&e))?
+            .columns()
+            .iter()
+            .map(column_of)
+            .collect(),
+        None => Vec::new(),
+    };
+    let types: Vec<String> = columns.iter().map(|c| c.type_name.clone()).collect();
+    let rows = collected
+        .rows
+        .iter()
+        .map(|row| values::mysql::row(row, &types, render))
+        .collect();
+    Ok(QueryOutput {
+        columns: columns
+            .into_iter()
+            .map(|c| Column {
+                type_name: display_type(&c.type_name),
+                ..c
+            })
+            .collect(),
+        rows,
+        truncated: collected.truncated,
+        elapsed,
+    })
+}

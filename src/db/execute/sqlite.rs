@@ -1,0 +1,101 @@
+//! SQLite: a read-only, `query_only` connection, one statement, interrupted at the
+//! deadline by a progress handler, closed afterwards.
+
+use std::time::Instant;
+
+use sqlx::sqlite::SqlitePool;
+use sqlx::{AssertSqlSafe, Executor, Row, Statement};
+
+use super::sql_text::{self, Dialect};
+use super::{
+    Column, ExecRequest, QueryOutput, StreamStop, client_deadline, collect, column_of, display_type,
+};
+use crate::db::params::Engine;
+use crate::db::sql_error::{self, SqlError};
+use crate::db::values::{self, Render};
+use crate::error::ErrorCode;
+
+/// How many virtual machine instructions run between two deadline checks.
+const PROGRESS_OPS: i32 = 1_000;
+
+pub(super) async fn execute(
+    pool: &SqlitePool,
+    request: &ExecRequest,
+) -> Result<QueryOutput, SqlError> {
+    let statements = sql_text::split(&request.sql, Dialect::Sqlite);
+    if statements.len() > 1 {
+        return Err(SqlError::refused(
+            ErrorCode::SqlMultipleStatements,
+            format!("found {} statements", statements.len()),
+        ));
+    }
+    let first = statements
+        .first()
+        .map(|s| sql_text::first_word(s))
+        .unwrap_or_default();
+    if matches!(first.as_str(), "ATTACH" | "DETACH" | "VACUUM") {
+        return Err(SqlError::refused(
+            ErrorCode::SqlReadOnlyViolation,
+            format!("{first} can create or open files on the server"),
+        ));
+    }
+    let classify = |error: &sqlx::Error| sql_error::classify(Engine::Sqlite, error, &request.sql);
+    let mut conn = pool.acquire().await.map_err(|e| classify(&e))?;
+    // Temporary tables and pragmas a statement leaves behind must not reach the
+    // next request: this connection is closed after use.
+    conn.close_on_drop();
+    let started = Instant::now();
+    let engine_deadline = started + request.timeout;
+    conn.lock_handle()
+        .await
+        .map_err(|e| classify(&e))?
+        .set_progress_handler(PROGRESS_OPS, move || Instant::now() < engine_deadline);
+
+    let query = super::bind::all(
+        sqlx::query(AssertSqlSafe(request.sql.clone())),
+        &request.params,
+    )
+    .persistent(false);
+    let deadline = client_deadline(started, request.timeout);
+    let outcome = collect(query.fetch(&mut *conn), request.max_rows, deadline).await;
+    let elapsed = started.elapsed();
+    let collected = match outcome {
+        Ok(collected) => collected,
+        Err(StreamStop::Deadline) => return Err(SqlError::timeout()),
+        Err(StreamStop::Failed(error)) => return Err(classify(&error)),
+    };
+
+    let columns: Vec<Column> = match collected.rows.first() {
+        Some(row) => row.columns().iter().map(column_of).collect(),
+        None => (&mut *conn)
+            .prepare(sqlx::SqlSafeStr::into_sql_str(AssertSqlSafe(
+                request.sql.clone(),
+            )))
+            .await
+            .map_err(|e| classify(&e))?
+            .columns()
+            .iter()
+            .map(column_of)
+            .collect(),
+    };
+    let render = Render {
+        bigint_as_string: request.bigint_as_string,
+    };
+    let rows = collected
+        .rows
+        .iter()
+        .map(|row| values::sqlite::row(row, columns.len(), render))
+        .collect();
+    Ok(QueryOutput {
+        columns: columns
+            .into_iter()
+            .map(|c| Column {
+                type_name: display_type(&c.type_name),
+                ..c
+            })
+            .collect(),
+        rows,
+        truncated: collected.truncated,
+        elapsed,
+    })
+}

@@ -1,0 +1,129 @@
+//! Reading a database's structure: tables and views, columns, keys, indexes.
+//!
+//! Every catalog query is static text with bind parameters. Identifiers come back
+//! exactly as the catalog stores them.
+
+mod mysql;
+mod postgres;
+mod sqlite;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::db::DbPool;
+use crate::db::params::Engine;
+use crate::db::sql_error::{self, SqlError};
+
+/// One table or view.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Table {
+    /// PostgreSQL schema, MySQL database, or `main` for SQLite.
+    pub schema: String,
+    /// The name as stored.
+    pub name: String,
+    /// `table`, `view`, `materialized_view` or `foreign_table`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The table's comment.
+    pub comment: Option<String>,
+    /// Columns in ordinal order.
+    pub columns: Vec<ColumnInfo>,
+    /// Primary key columns in key order (empty when there is none).
+    pub primary_key: Vec<String>,
+    /// Foreign keys, composite ones as lists.
+    pub foreign_keys: Vec<ForeignKey>,
+    /// Indexes.
+    pub indexes: Vec<Index>,
+    /// The planner's row estimate, when the engine keeps one.
+    pub row_estimate: Option<i64>,
+}
+
+/// One column.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ColumnInfo {
+    /// The name as stored.
+    pub name: String,
+    /// The declared type.
+    pub data_type: String,
+    /// Whether NULL is allowed.
+    pub nullable: bool,
+    /// The default expression.
+    pub default: Option<String>,
+    /// Part of the primary key.
+    pub primary_key: bool,
+    /// The column's comment.
+    pub comment: Option<String>,
+}
+
+/// A foreign key.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ForeignKey {
+    /// The constraint's name (SQLite keeps none).
+    pub name: Option<String>,
+    /// Referencing columns, in order.
+    pub columns: Vec<String>,
+    /// Schema of the referenced table.
+    pub referenced_schema: String,
+    /// The referenced table.
+    pub referenced_table: String,
+    /// Referenced columns, in the same order.
+    pub referenced_columns: Vec<String>,
+}
+
+/// An index.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Index {
+    /// The index's name.
+    pub name: String,
+    /// Key columns (or expressions) in order.
+    pub columns: Vec<String>,
+    /// Whether it enforces uniqueness.
+    pub unique: bool,
+    /// Whether it backs the primary key.
+    pub primary: bool,
+}
+
+/// Reads every user table and view, optionally of one schema.
+pub async fn read(pool: &DbPool, schema: Option<&str>) -> Result<Vec<Table>, SqlError> {
+    let (engine, result) = match pool {
+        DbPool::Postgres(pool) => (Engine::Postgresql, postgres::read(pool, schema).await),
+        DbPool::Mysql(pool) => (Engine::Mysql, mysql::read(pool, schema).await),
+        DbPool::Sqlite(pool) => (Engine::Sqlite, sqlite::read(pool, schema).await),
+    };
+    result.map_err(|error| sql_error::classify(engine, &error, ""))
+}
+
+/// Tables keyed by (schema, name) while they are being assembled.
+#[derive(Default)]
+struct Builder {
+    tables: BTreeMap<(String, String), Table>,
+}
+
+impl Builder {
+    fn table(&mut self, schema: &str, name: &str) -> Option<&mut Table> {
+        self.tables.get_mut(&(schema.to_owned(), name.to_owned()))
+    }
+
+    fn add(&mut self, table: Table) {
+        self.tables
+            .insert((table.schema.clone(), table.name.clone()), table);
+    }
+
+    /// Marks primary-key columns and returns the tables in (schema, name) order.
+    fn finish(self) -> Vec<Table> {
+        self.tables
+            .into_values()
+            .map(|mut table| {
+                for column in &mut table.columns {
+                    column.primary_key = table.primary_key.contains(&column.name);
+                }
+                table
+            })
+            .collect()
+    }
+}
