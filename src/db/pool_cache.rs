@@ -39,6 +39,9 @@ impl PoolCache {
     pub fn new(max_pools: u64, idle: Duration) -> Self {
         let cache = Cache::builder()
             .max_capacity(max_pools)
+            // LRU, not TinyLFU: a newly opened pool is in use right now and must
+            // never be the one refused admission.
+            .eviction_policy(moka::policy::EvictionPolicy::lru())
             .time_to_idle(idle)
             .async_eviction_listener(|_key, entry: PoolEntry, cause| {
                 Box::pin(async move {

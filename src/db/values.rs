@@ -117,9 +117,7 @@ pub mod postgres {
             "OID" => get(row, i, |v: sqlx::postgres::types::Oid| json!(v.0)),
             "FLOAT4" => get(row, i, |v: f32| float(f64::from(v))),
             "FLOAT8" => get(row, i, float),
-            "NUMERIC" => get(row, i, |v: sqlx::types::BigDecimal| {
-                json!(v.to_plain_string())
-            }),
+            "NUMERIC" => raw.as_bytes().ok().and_then(numeric).map(Value::String),
             "MONEY" => get(row, i, |v: PgMoney| {
                 json!(v.to_bigdecimal(2).to_plain_string())
             }),
@@ -130,13 +128,16 @@ pub mod postgres {
             "UUID" => get(row, i, |v: sqlx::types::Uuid| json!(v.to_string())),
             "JSON" | "JSONB" => get(row, i, |v: Value| v),
             "BYTEA" => get(row, i, |v: Vec<u8>| bytes(&v)),
-            "DATE" => get(row, i, date),
+            // Decoded here, not by sqlx, whose chrono conversion panics on dates
+            // beyond chrono's range (PostgreSQL reaches year 5874897).
+            "DATE" | "TIMESTAMP" | "TIMESTAMPTZ" => raw
+                .as_bytes()
+                .ok()
+                .and_then(|data| temporal(type_name, data)),
             "TIME" => get(row, i, time),
             "TIMETZ" => get(row, i, |v: PgTimeTz| {
                 json!(format!("{}{}", v.time.format("%H:%M:%S%.f"), v.offset))
             }),
-            "TIMESTAMP" => get(row, i, local_timestamp),
-            "TIMESTAMPTZ" => get(row, i, utc_timestamp),
             "INTERVAL" => get(row, i, |v: PgInterval| json!(iso_interval(&v))),
             "INET" | "CIDR" => get(row, i, |v: sqlx::types::ipnet::IpNet| {
                 let full = v.prefix_len() == v.max_prefix_len();
@@ -151,6 +152,13 @@ pub mod postgres {
                     v.iter()
                         .map(|b| if b { '1' } else { '0' })
                         .collect::<String>()
+                )
+            }),
+            "UUID[]" => get(row, i, |v: Vec<Option<sqlx::types::Uuid>>| {
+                json!(
+                    v.iter()
+                        .map(|u| u.map(|u| u.to_string()))
+                        .collect::<Vec<_>>()
                 )
             }),
             "VOID" => Some(Value::Null),
@@ -169,8 +177,6 @@ pub mod postgres {
             return text_or_base64(data);
         }
         match type_name {
-            "NUMERIC" => numeric_special(data),
-            "DATE" | "TIMESTAMP" | "TIMESTAMPTZ" => infinity(data),
             name if name.ends_with("[]") || name.starts_with('_') => {
                 array(data).unwrap_or_else(|| bytes(data))
             }
@@ -178,20 +184,88 @@ pub mod postgres {
         }
     }
 
-    /// NUMERIC's binary sign word: NaN and the infinities have no BigDecimal.
-    fn numeric_special(data: &[u8]) -> Value {
-        match data.get(4..6) {
-            Some([0xC0, 0x00]) => json!("NaN"),
-            Some([0xD0, 0x00]) => json!("Infinity"),
-            Some([0xF0, 0x00]) => json!("-Infinity"),
-            _ => bytes(data),
+    /// NUMERIC's binary form as PostgreSQL prints it: every digit up to the value's
+    /// display scale, and `NaN`, `Infinity`, `-Infinity`.
+    pub fn numeric(data: &[u8]) -> Option<String> {
+        let mut reader = Reader(data);
+        let word = |r: &mut Reader<'_>| {
+            r.take(2)
+                .and_then(|b| b.try_into().ok())
+                .map(u16::from_be_bytes)
+        };
+        let count = usize::from(word(&mut reader)?);
+        let weight = i32::from(word(&mut reader)? as i16);
+        let sign = word(&mut reader)?;
+        let scale = usize::from(word(&mut reader)?);
+        match sign {
+            0xC000 => return Some("NaN".into()),
+            0xD000 => return Some("Infinity".into()),
+            0xF000 => return Some("-Infinity".into()),
+            _ => {}
         }
+        let digits: Vec<u16> = (0..count)
+            .map(|_| word(&mut reader))
+            .collect::<Option<_>>()?;
+        let group = |index: i32| {
+            usize::try_from(index)
+                .ok()
+                .and_then(|i| digits.get(i))
+                .copied()
+                .unwrap_or(0)
+        };
+        let mut out = String::new();
+        if weight < 0 {
+            out.push('0');
+        } else {
+            out.push_str(&group(0).to_string());
+            for index in 1..=weight {
+                out.push_str(&format!("{:04}", group(index)));
+            }
+        }
+        if scale > 0 {
+            let mut fraction = String::new();
+            let mut index = weight + 1;
+            while fraction.len() < scale {
+                fraction.push_str(&format!("{:04}", group(index)));
+                index += 1;
+            }
+            fraction.truncate(scale);
+            out.push('.');
+            out.push_str(&fraction);
+        }
+        let is_zero = out.bytes().all(|b| b == b'0' || b == b'.');
+        if sign == 0x4000 && !is_zero {
+            out.insert(0, '-');
+        }
+        Some(out)
     }
 
-    /// `infinity` and `-infinity` dates and timestamps (the extreme integers).
-    fn infinity(data: &[u8]) -> Value {
-        let positive = data.first().is_some_and(|&b| b == 0x7F);
-        json!(if positive { "infinity" } else { "-infinity" })
+    /// A date (days) or timestamp (microseconds) since 2000-01-01 in binary form;
+    /// the extreme integers are `infinity` and `-infinity`, values beyond chrono's
+    /// range come back as their offset.
+    fn temporal(type_name: &str, data: &[u8]) -> Option<Value> {
+        let epoch = NaiveDate::from_ymd_opt(2000, 1, 1)?;
+        if type_name == "DATE" {
+            let days = i32::from_be_bytes(data.try_into().ok()?);
+            return Some(match days {
+                i32::MAX => json!("infinity"),
+                i32::MIN => json!("-infinity"),
+                _ => epoch
+                    .checked_add_signed(chrono::TimeDelta::days(i64::from(days)))
+                    .map_or_else(|| json!(format!("{days} days from 2000-01-01")), date),
+            });
+        }
+        let micros = i64::from_be_bytes(data.try_into().ok()?);
+        let start = epoch.and_hms_opt(0, 0, 0)?;
+        Some(match micros {
+            i64::MAX => json!("infinity"),
+            i64::MIN => json!("-infinity"),
+            _ => match start.checked_add_signed(chrono::TimeDelta::microseconds(micros)) {
+                Some(at) if type_name == "TIMESTAMPTZ" => utc_timestamp(at.and_utc()),
+                Some(at) => local_timestamp(at),
+                None => json!(format!("{micros} microseconds from 2000-01-01")),
+            },
+        })
     }
 
     /// ISO 8601 duration, e.g. `P1Y2M3DT4H5M6.5S`.
@@ -270,6 +344,10 @@ pub mod postgres {
             20 => json!(i64::from_be_bytes(be(8)?.try_into().ok()?)),
             700 => float(f64::from(f32::from_be_bytes(be(4)?.try_into().ok()?))),
             701 => float(f64::from_be_bytes(be(8)?.try_into().ok()?)),
+            1700 => json!(numeric(data)?),
+            1082 => temporal("DATE", data)?,
+            1114 => temporal("TIMESTAMP", data)?,
+            1184 => temporal("TIMESTAMPTZ", data)?,
             _ => text_or_base64(data),
         })
     }
@@ -388,6 +466,27 @@ mod tests {
         assert_eq!(float(f64::INFINITY), json!("Infinity"));
         assert_eq!(float(f64::NEG_INFINITY), json!("-Infinity"));
         assert_eq!(float(1.5), json!(1.5));
+    }
+
+    #[test]
+    fn numerics_keep_every_digit_of_their_scale() {
+        // 12345678901234567890.123456789: weight 4, scale 9, groups of four digits.
+        let words = |w: &[u16]| w.iter().flat_map(|w| w.to_be_bytes()).collect::<Vec<u8>>();
+        let big = words(&[8, 4, 0, 9, 1234, 5678, 9012, 3456, 7890, 1234, 5678, 9000]);
+        assert_eq!(
+            postgres::numeric(&big).as_deref(),
+            Some("12345678901234567890.123456789")
+        );
+        let negative = words(&[1, 0xFFFF, 0x4000, 4, 5]);
+        assert_eq!(postgres::numeric(&negative).as_deref(), Some("-0.0005"));
+        assert_eq!(
+            postgres::numeric(&words(&[0, 0, 0xC000, 0])).as_deref(),
+            Some("NaN")
+        );
+        assert_eq!(
+            postgres::numeric(&words(&[0, 0, 0, 2])).as_deref(),
+            Some("0.00")
+        );
     }
 
     #[test]

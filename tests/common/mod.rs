@@ -236,3 +236,119 @@ pub async fn silent_server() -> u16 {
     });
     port
 }
+
+/// Runs `load` once per test binary and key; concurrent callers wait for the
+/// first, so tests sharing a fixture never see it dropped and re-created under them.
+async fn once(key: &str, load: impl Future<Output = ()>) {
+    type Cells = std::sync::Mutex<
+        std::collections::HashMap<String, std::sync::Arc<tokio::sync::OnceCell<()>>>,
+    >;
+    static LOADED: std::sync::OnceLock<Cells> = std::sync::OnceLock::new();
+    let cell = {
+        let mut cells = LOADED.get_or_init(Default::default).lock().expect("cells");
+        std::sync::Arc::clone(cells.entry(key.to_owned()).or_default())
+    };
+    cell.get_or_init(|| load).await;
+}
+
+/// Runs a fixture file from `tests/fixtures` on PostgreSQL (database `test`), once
+/// per test binary.
+pub async fn pg_fixture(file: &str) {
+    once(file, Box::pin(load_pg_fixture(file))).await;
+}
+
+async fn load_pg_fixture(file: &str) {
+    ensure_databases();
+    let sql = std::fs::read_to_string(fixture_path(file)).expect("fixture");
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(
+        "postgres://postgres@127.0.0.1:5432/test",
+    )
+    .await
+    .expect("postgres");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut conn)
+        .await
+        .expect("fixture runs");
+}
+
+/// Runs a fixture file from `tests/fixtures` on MariaDB, once per test binary.
+pub async fn mysql_fixture(file: &str) {
+    once(file, Box::pin(load_mysql_fixture(file))).await;
+}
+
+async fn load_mysql_fixture(file: &str) {
+    ensure_databases();
+    let sql = std::fs::read_to_string(fixture_path(file)).expect("fixture");
+    let mut conn =
+        <sqlx::MySqlConnection as sqlx::Connection>::connect("mysql://root@127.0.0.1:3306/test")
+            .await
+            .expect("mariadb");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut conn)
+        .await
+        .expect("fixture runs");
+}
+
+/// A statement on PostgreSQL as the superuser, outside querygate (for checks).
+pub async fn pg_admin_scalar(sql: &str) -> i64 {
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(
+        "postgres://postgres@127.0.0.1:5432/test",
+    )
+    .await
+    .expect("postgres");
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+        .fetch_one(&mut conn)
+        .await
+        .expect("scalar")
+}
+
+/// A statement on MariaDB as root, outside querygate (for checks).
+pub async fn mysql_admin_scalar(sql: &str) -> i64 {
+    let mut conn =
+        <sqlx::MySqlConnection as sqlx::Connection>::connect("mysql://root@127.0.0.1:3306/test")
+            .await
+            .expect("mariadb");
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+        .fetch_one(&mut conn)
+        .await
+        .expect("scalar")
+}
+
+pub fn fixture_path(file: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(file)
+}
+
+impl TestApp {
+    /// Creates SQLite database `name` in the app's SQLite folder from a fixture.
+    pub async fn sqlite_fixture(&self, name: &str, file: &str) {
+        let sql = std::fs::read_to_string(fixture_path(file)).expect("fixture");
+        let path = self.state.db.sqlite().root().join(format!("{name}.db"));
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true);
+        let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&options)
+            .await
+            .expect("sqlite");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await
+            .expect("fixture runs");
+    }
+
+    pub async fn execute(&self, token: &str, body: &Value) -> Response {
+        self.post_json("/api/database/execute", body, Some(token))
+            .await
+    }
+
+    /// Runs `sql` and returns `(status, json)`.
+    pub async fn sql(&self, token: &str, sql: &str) -> (StatusCode, Value) {
+        read(self.execute(token, &json!({ "sql": sql })).await).await
+    }
+
+    pub async fn schema(&self, token: &str, query: &str) -> Response {
+        self.get(&format!("/api/database/schema{query}"), Some(token))
+            .await
+    }
+}

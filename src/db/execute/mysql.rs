@@ -7,12 +7,36 @@ use sqlx::mysql::MySqlPool;
 use sqlx::{AssertSqlSafe, Executor, Row, Statement};
 
 use super::{
-    Column, ExecRequest, QueryOutput, StreamStop, client_deadline, collect, column_of,
-    display_type, timeout_ms,
+    Column, ExecRequest, QueryOutput, StreamStop, client_deadline, collect, display_type,
+    timeout_ms,
 };
 use crate::db::params::Engine;
 use crate::db::sql_error::{self, SqlError};
 use crate::db::values::{self, Render};
+
+/// A result column; text with a binary (`_bin`) collation is text, not bytes.
+///
+/// sqlx names a column from its BINARY flag, which MySQL also sets for `_bin`
+/// collations (MariaDB's JSON is `LONGTEXT COLLATE utf8mb4_bin`). Only collation 63
+/// (`binary`) means bytes; sqlx exposes the collation only through `Debug`.
+fn mysql_column(column: &sqlx::mysql::MySqlColumn) -> Column {
+    use sqlx::{Column as _, TypeInfo as _};
+    let info = column.type_info();
+    let binary = format!("{info:?}").contains("collation: Collation(63)");
+    let name = match info.name() {
+        "BLOB" if !binary => "TEXT",
+        "TINYBLOB" if !binary => "TINYTEXT",
+        "MEDIUMBLOB" if !binary => "MEDIUMTEXT",
+        "LONGBLOB" if !binary => "LONGTEXT",
+        "VARBINARY" if !binary => "VARCHAR",
+        "BINARY" if !binary => "CHAR",
+        other => other,
+    };
+    Column {
+        name: column.name().to_owned(),
+        type_name: name.to_owned(),
+    }
+}
 
 pub(super) async fn execute(
     pool: &MySqlPool,
@@ -60,7 +84,7 @@ pub(super) async fn execute(
         bigint_as_string: request.bigint_as_string,
     };
     let columns: Vec<Column> = match collected.rows.first() {
-        Some(row) => row.columns().iter().map(column_of).collect(),
+        Some(row) => row.columns().iter().map(mysql_column).collect(),
         None if !collected.truncated => (&mut *conn)
             .prepare(sqlx::SqlSafeStr::into_sql_str(AssertSqlSafe(
                 request.sql.clone(),
@@ -69,7 +93,7 @@ pub(super) async fn execute(
             .map_err(|e| classify(&e))?
             .columns()
             .iter()
-            .map(column_of)
+            .map(mysql_column)
             .collect(),
         None => Vec::new(),
     };

@@ -29,11 +29,12 @@ pub(super) async fn execute(pool: &PgPool, request: &ExecRequest) -> Result<Quer
         .map_err(|e| classify(&e))?;
 
     let started = Instant::now();
+    // Prepared as a named, cached statement: sqlx looks up unknown types (enums,
+    // domains) between parsing and executing, which would replace an unnamed one.
     let query = super::bind::all(
         sqlx::query(AssertSqlSafe(request.sql.clone())),
         &request.params,
-    )
-    .persistent(false);
+    );
     let deadline = client_deadline(started, request.timeout);
     let outcome = collect(query.fetch(&mut *conn), request.max_rows, deadline).await;
     let elapsed = started.elapsed();
@@ -47,6 +48,10 @@ pub(super) async fn execute(pool: &PgPool, request: &ExecRequest) -> Result<Quer
         }
         Err(StreamStop::Failed(error)) => {
             rollback(&mut conn).await;
+            if is_missing_prepared_statement(&error) {
+                // The client ran DEALLOCATE: this connection's statement cache is stale.
+                conn.close_on_drop();
+            }
             return Err(classify(&error));
         }
     };
@@ -90,6 +95,10 @@ pub(super) async fn execute(pool: &PgPool, request: &ExecRequest) -> Result<Quer
         truncated: collected.truncated,
         elapsed,
     })
+}
+
+fn is_missing_prepared_statement(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some("26000"))
 }
 
 /// Ends the transaction. A connection that cannot even roll back is closed.

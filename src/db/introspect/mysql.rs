@@ -32,6 +32,16 @@ FROM information_schema.STATISTICS
 WHERE TABLE_SCHEMA = DATABASE()
 ORDER BY TABLE_NAME, INDEX_NAME, SEQ_IN_INDEX";
 
+type TableRow = (String, String, String, Option<String>, Option<i64>);
+type ColumnRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+);
 type KeyRow = (
     String,
     String,
@@ -47,20 +57,12 @@ pub(super) async fn read(
     pool: &MySqlPool,
     schema: Option<&str>,
 ) -> Result<Vec<Table>, sqlx::Error> {
-    let tables: Vec<(String, String, String, Option<String>, Option<i64>)> = sqlx::query_as(TABLES)
+    let tables: Vec<TableRow> = sqlx::query_as(TABLES)
         .bind(schema)
         .bind(schema)
         .fetch_all(pool)
         .await?;
-    let columns: Vec<(
-        String,
-        String,
-        String,
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-    )> = sqlx::query_as(COLUMNS).fetch_all(pool).await?;
+    let columns: Vec<ColumnRow> = sqlx::query_as(COLUMNS).fetch_all(pool).await?;
     let keys: Vec<KeyRow> = sqlx::query_as(KEYS).fetch_all(pool).await?;
     let indexes: Vec<(String, String, String, i64, Option<String>)> =
         sqlx::query_as(INDEXES).fetch_all(pool).await?;

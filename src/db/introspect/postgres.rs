@@ -62,6 +62,15 @@ WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
   AND ($1::text IS NULL OR n.nspname = $1)
 ORDER BY 1, 2, 3"#;
 
+type ColumnRow = (
+    String,
+    String,
+    String,
+    String,
+    bool,
+    Option<String>,
+    Option<String>,
+);
 type ConstraintRow = (
     String,
     String,
@@ -76,15 +85,7 @@ type ConstraintRow = (
 pub(super) async fn read(pool: &PgPool, schema: Option<&str>) -> Result<Vec<Table>, sqlx::Error> {
     let tables: Vec<(String, String, String, Option<String>, f64)> =
         sqlx::query_as(TABLES).bind(schema).fetch_all(pool).await?;
-    let columns: Vec<(
-        String,
-        String,
-        String,
-        String,
-        bool,
-        Option<String>,
-        Option<String>,
-    )> = sqlx::query_as(COLUMNS).bind(schema).fetch_all(pool).await?;
+    let columns: Vec<ColumnRow> = sqlx::query_as(COLUMNS).bind(schema).fetch_all(pool).await?;
     let constraints: Vec<ConstraintRow> = sqlx::query_as(CONSTRAINTS)
         .bind(schema)
         .fetch_all(pool)

@@ -1,0 +1,136 @@
+//! The pool cache: keyed by every parameter, bounded, closing what it evicts,
+//! never blocking one connection on another, and recovering from dead connections.
+
+mod common;
+
+use common::*;
+use querygate::db::DbPool;
+use serde_json::json;
+
+fn params_of(app: &TestApp, token: &str) -> querygate::db::params::ConnParams {
+    app.state.tokens.verify(token).expect("token").params
+}
+
+#[tokio::test]
+async fn different_passwords_never_share_a_pool() {
+    let app = TestApp::spawn().await;
+    // Trust authentication accepts both passwords: only the cache key tells them apart.
+    let mut first = pg_body("test");
+    first["password"] = json!("first-password");
+    let mut second = pg_body("test");
+    second["password"] = json!("second-password");
+    let a = app.token_for(&first).await;
+    let b = app.token_for(&second).await;
+    assert_eq!(app.state.db.pool_count().await, 2);
+    let again = app.token_for(&first).await;
+    assert_eq!(
+        app.state.db.pool_count().await,
+        2,
+        "the same parameters reuse their pool"
+    );
+    let (pool_a, _) = app
+        .state
+        .db
+        .pool(&params_of(&app, &a))
+        .await
+        .expect("pool a");
+    let (pool_b, _) = app
+        .state
+        .db
+        .pool(&params_of(&app, &b))
+        .await
+        .expect("pool b");
+    let (pool_again, fresh) = app
+        .state
+        .db
+        .pool(&params_of(&app, &again))
+        .await
+        .expect("pool");
+    assert!(!fresh);
+    let (DbPool::Postgres(pa), DbPool::Postgres(pb), DbPool::Postgres(pc)) =
+        (&pool_a.pool, &pool_b.pool, &pool_again.pool)
+    else {
+        panic!("postgres pools expected");
+    };
+    assert!(!std::ptr::eq(
+        pa.connect_options().as_ref(),
+        pb.connect_options().as_ref()
+    ));
+    assert!(std::ptr::eq(
+        pa.connect_options().as_ref(),
+        pc.connect_options().as_ref()
+    ));
+}
+
+#[tokio::test]
+async fn evicted_pools_are_closed() {
+    let app = TestApp::spawn_with(|config| config.pool_max_pools = 1).await;
+    let pg = app.token_for(&pg_body("test")).await;
+    let (entry, _) = app
+        .state
+        .db
+        .pool(&params_of(&app, &pg))
+        .await
+        .expect("pool");
+    let DbPool::Postgres(pool) = entry.pool else {
+        panic!("postgres pool expected")
+    };
+    let _ = app.token_for(&sqlite_body("demo")).await;
+    assert_eq!(app.state.db.pool_count().await, 1);
+    // The close runs on a task of its own; wait for it, bounded.
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while !pool.is_closed() {
+            tokio::task::yield_now().await;
+            app.state.db.pool_count().await;
+        }
+    })
+    .await
+    .expect("evicted pool closed");
+}
+
+#[tokio::test]
+async fn opening_one_connection_never_blocks_another() {
+    let app = TestApp::spawn_with(|config| config.db_connect_timeout_ms = 3_000).await;
+    let silent = silent_server().await;
+    let mut stuck = pg_body("test");
+    stuck["port"] = json!(silent);
+    let client = app.client.clone();
+    let url = app.url("/api/database/connect");
+    let slow = tokio::spawn(async move { client.post(url).json(&stuck).send().await });
+    tokio::task::yield_now().await;
+    let (status, body) = read(app.connect(&sqlite_body("demo")).await).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        !slow.is_finished(),
+        "the fast connect finished while the slow one still waits"
+    );
+    let slow = slow.await.expect("join").expect("response");
+    assert_eq!(slow.status(), 504);
+}
+
+#[tokio::test]
+async fn terminated_backends_are_replaced_without_a_restart() {
+    ensure_databases();
+    if pg_admin_scalar("SELECT count(*) FROM pg_database WHERE datname = 'qg_pool_fx'").await == 0 {
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(
+            "postgres://postgres@127.0.0.1:5432/postgres",
+        )
+        .await
+        .expect("postgres");
+        let _ = sqlx::raw_sql("CREATE DATABASE qg_pool_fx")
+            .execute(&mut conn)
+            .await;
+    }
+    let app = TestApp::spawn().await;
+    let token = app.token_for(&pg_body("qg_pool_fx")).await;
+    let (status, _) = app.sql(&token, "SELECT 1").await;
+    assert_eq!(status, 200);
+    let killed = pg_admin_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'qg_pool_fx' AND application_name = 'querygate') t",
+    )
+    .await;
+    assert!(killed >= 1, "the pool had a live backend to terminate");
+    let (status, body) = app.sql(&token, "SELECT 2 AS two").await;
+    assert_eq!(status, 200, "the next request works: {body}");
+    assert_eq!(body["data"], json!([{"two": 2}]));
+}
