@@ -158,7 +158,9 @@ pub struct Config {
     /// Length of the rate limiting window, in milliseconds.
     #[arg(long, env = "RATE_LIMIT_WINDOW_MS", default_value_t = 900_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub rate_limit_window_ms: u64,
-    /// Requests one client address may make per window; 0 turns limiting off.
+    /// Requests one client address may make at once; it regains them evenly over
+    /// the window (GCRA), so a steady client gets this many per window. 0 turns
+    /// limiting off.
     #[arg(long, env = "RATE_LIMIT_MAX_REQUESTS", default_value_t = 1000)]
     pub rate_limit_max_requests: u32,
     /// Take the client address from `X-Forwarded-For` (behind a load balancer).
@@ -171,16 +173,21 @@ pub struct Config {
     /// API key for the model server; optional for servers that need none.
     #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true, value_parser = Secret::parse)]
     pub openai_api_key: Option<Secret>,
-    /// Base URL of an OpenAI-compatible API.
-    #[arg(
-        long,
-        env = "OPENAI_BASE_URL",
-        default_value = "https://api.openai.com/v1"
-    )]
-    pub openai_base_url: String,
+    /// Base URL of an OpenAI-compatible API (default `https://api.openai.com/v1`).
+    /// Setting it enables natural-language queries even without a key, for local
+    /// servers that need none.
+    #[arg(long, env = "OPENAI_BASE_URL")]
+    pub openai_base_url: Option<String>,
     /// Model used to write SQL.
-    #[arg(long, env = "OPENAI_MODEL", default_value = "gpt-4o-mini")]
+    #[arg(long, env = "OPENAI_MODEL", default_value = "gpt-4.1-mini")]
     pub openai_model: String,
+    /// Time allowed for one answer of the model, in milliseconds.
+    #[arg(long, env = "OPENAI_TIMEOUT_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub openai_timeout_ms: u64,
+    /// Largest schema text sent to the model, in characters; larger schemas keep
+    /// the tables the question most likely means.
+    #[arg(long, env = "AI_SCHEMA_BUDGET_CHARS", default_value_t = 16_000, value_parser = clap::value_parser!(u64).range(200..=1_000_000))]
+    pub ai_schema_budget_chars: u64,
 }
 
 impl Config {
@@ -194,6 +201,25 @@ impl Config {
             Ok(cli) => cli.serve,
             Err(error) => unreachable!("the defaults always parse: {error}"),
         }
+    }
+
+    /// The model settings, when a model is configured (a key or a base URL).
+    pub fn ai_settings(&self) -> Option<crate::ai::AiSettings> {
+        if self.openai_api_key.is_none() && self.openai_base_url.is_none() {
+            return None;
+        }
+        Some(crate::ai::AiSettings {
+            base_url: self
+                .openai_base_url
+                .clone()
+                .unwrap_or_else(|| "https://api.openai.com/v1".to_owned()),
+            api_key: self
+                .openai_api_key
+                .clone()
+                .filter(|k| !k.expose().is_empty()),
+            model: self.openai_model.clone(),
+            timeout: std::time::Duration::from_millis(self.openai_timeout_ms),
+        })
     }
 
     /// The log format in force.

@@ -15,6 +15,7 @@
 //! instance with the same keys rebuilds what it needs. In memory live only
 //! accelerators (connection pools) that any instance can rebuild.
 
+pub mod ai;
 pub mod config;
 pub mod db;
 pub mod error;

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::ai::AiClient;
 use crate::config::{Config, Environment};
 use crate::db::sqlite_dir::SqliteDir;
 use crate::db::{Databases, DbSettings};
@@ -20,6 +21,8 @@ pub struct AppState {
     pub tokens: Arc<TokenService>,
     /// The database layer.
     pub db: Databases,
+    /// The model client, when one is configured.
+    pub ai: Option<Arc<AiClient>>,
 }
 
 /// Why the server could not be prepared.
@@ -87,7 +90,15 @@ impl AppState {
             schema_ttl: Duration::from_secs(config.schema_cache_ttl_secs),
         };
         let guard = NetGuard::new(&config.db_allowed_hosts, &config.db_denied_networks);
+        let ai = config.ai_settings().and_then(|settings| match AiClient::new(settings) {
+            Ok(client) => Some(Arc::new(client)),
+            Err(error) => {
+                tracing::error!(%error, "the model client could not be built; natural-language queries are off");
+                None
+            }
+        });
         Self {
+            ai,
             tokens: Arc::new(TokenService::new(ring, policy)),
             db: Databases::new(settings, guard, sqlite),
             config: Arc::new(config),

@@ -1,5 +1,8 @@
 //! `GET /api/database/schema` on fixture databases of every engine: exact output.
-#![expect(clippy::needless_pass_by_value, reason = "the json! builders read better taking values")]
+#![expect(
+    clippy::needless_pass_by_value,
+    reason = "the json! builders read better taking values"
+)]
 
 mod common;
 

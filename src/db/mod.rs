@@ -141,6 +141,21 @@ impl Databases {
         result
     }
 
+    /// Plans `sql` read-only without running it (see [`execute::validate`]).
+    pub async fn validate(
+        &self,
+        params: &ConnParams,
+        sql: &str,
+        timeout: Duration,
+    ) -> Result<(), SqlError> {
+        let (entry, _) = self.pool(params).await?;
+        let result = execute::validate(&entry.pool, &entry.server_version, sql, timeout).await;
+        if matches!(result, Err(SqlError::Connection(_))) {
+            self.pools.evict(params).await;
+        }
+        result
+    }
+
     /// The tables and views of the database, optionally of one schema, through a
     /// short-lived cache.
     pub async fn schema(

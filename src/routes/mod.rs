@@ -1,6 +1,8 @@
 //! The HTTP routes, one module per area, each exporting `router()`.
 
+pub mod ai;
 pub mod database;
+pub mod demo;
 pub mod meta;
 pub mod query;
 pub mod schema;
@@ -18,6 +20,8 @@ pub fn router() -> Router<AppState> {
         .merge(database::router())
         .merge(schema::router())
         .merge(query::router())
+        .merge(ai::router())
+        .merge(demo::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
 }

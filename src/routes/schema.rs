@@ -10,6 +10,8 @@ use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use crate::db::introspect::Table;
+use crate::db::params::ConnParams;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 use crate::token::extract::Bearer;
@@ -45,11 +47,20 @@ async fn schema(
     }
     let params = &verified.params;
     let tables = state.db.schema(params, filter.as_deref()).await?;
+    schema_response(&headers, params, &tables)
+}
+
+/// The schema answer with its ETag, or `304` when `If-None-Match` holds it.
+pub fn schema_response(
+    headers: &HeaderMap,
+    params: &ConnParams,
+    tables: &[Table],
+) -> AppResult<Response> {
     let body = json!({
         "success": true,
         "database": params.database,
         "dbType": params.engine.as_str(),
-        "tables": &*tables,
+        "tables": tables,
     });
     let bytes = serde_json::to_vec(&body).map_err(|e| AppError::internal(&e))?;
     let digest = Sha256::digest(&bytes);

@@ -7,6 +7,7 @@
     reason = "each test binary uses a different subset of the harness"
 )]
 
+pub mod fake_model;
 pub mod process;
 
 use std::net::SocketAddr;

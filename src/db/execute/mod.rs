@@ -97,6 +97,25 @@ pub async fn execute(
     }
 }
 
+/// Plans `sql` read-only without running it, so that the engine reports syntax and
+/// name errors; refuses with `sql_read_only_violation` a plan that would write
+/// (PostgreSQL: a `ModifyTable` node, such as a writable CTE; SQLite: an
+/// `OpenWrite` instruction). Used to check generated SQL that is not executed.
+pub async fn validate(
+    pool: &DbPool,
+    server_version: &str,
+    sql: &str,
+    timeout: Duration,
+) -> Result<(), SqlError> {
+    match pool {
+        DbPool::Postgres(pool) => postgres::validate(pool, sql, timeout).await,
+        DbPool::Mysql(pool) => {
+            mysql::validate(pool, server_version.starts_with("MariaDB"), sql, timeout).await
+        }
+        DbPool::Sqlite(pool) => sqlite::validate(pool, sql, timeout).await,
+    }
+}
+
 /// Rows read from a stream, and why reading stopped.
 struct Collected<R> {
     rows: Vec<R>,

@@ -38,16 +38,30 @@ fn mysql_column(column: &sqlx::mysql::MySqlColumn) -> Column {
     }
 }
 
-pub(super) async fn execute(
+pub(super) async fn validate(
     pool: &MySqlPool,
     mariadb: bool,
-    request: &ExecRequest,
-) -> Result<QueryOutput, SqlError> {
-    let classify = |error: &sqlx::Error| sql_error::classify(Engine::Mysql, error, &request.sql);
+    sql: &str,
+    timeout: std::time::Duration,
+) -> Result<(), SqlError> {
+    let classify = |error: &sqlx::Error| sql_error::classify(Engine::Mysql, error, sql);
     let mut conn = pool.acquire().await.map_err(|e| classify(&e))?;
-    // Whatever happens below, this connection never serves another request.
     conn.close_on_drop();
-    let ms = timeout_ms(request.timeout);
+    sqlx::raw_sql(AssertSqlSafe(session_setup(mariadb, timeout)))
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| classify(&e))?;
+    sqlx::query(AssertSqlSafe(format!("EXPLAIN {sql}")))
+        .persistent(false)
+        .fetch_all(&mut *conn)
+        .await
+        .map(drop)
+        .map_err(|e| classify(&e))
+}
+
+/// A read-only session and transaction with the engine's statement time limit.
+fn session_setup(mariadb: bool, timeout: std::time::Duration) -> String {
+    let ms = timeout_ms(timeout);
     let limit = if mariadb {
         format!(
             "SET SESSION max_statement_time = {}.{:03}",
@@ -59,7 +73,19 @@ pub(super) async fn execute(
     };
     // The session, not only the transaction, is read-only: DDL commits implicitly
     // and would otherwise run outside the transaction.
-    let setup = format!("SET SESSION TRANSACTION READ ONLY; {limit}; START TRANSACTION READ ONLY");
+    format!("SET SESSION TRANSACTION READ ONLY; {limit}; START TRANSACTION READ ONLY")
+}
+
+pub(super) async fn execute(
+    pool: &MySqlPool,
+    mariadb: bool,
+    request: &ExecRequest,
+) -> Result<QueryOutput, SqlError> {
+    let classify = |error: &sqlx::Error| sql_error::classify(Engine::Mysql, error, &request.sql);
+    let mut conn = pool.acquire().await.map_err(|e| classify(&e))?;
+    // Whatever happens below, this connection never serves another request.
+    conn.close_on_drop();
+    let setup = session_setup(mariadb, request.timeout);
     sqlx::raw_sql(AssertSqlSafe(setup))
         .execute(&mut *conn)
         .await

@@ -97,6 +97,38 @@ pub(super) async fn execute(pool: &PgPool, request: &ExecRequest) -> Result<Quer
     })
 }
 
+pub(super) async fn validate(
+    pool: &PgPool,
+    sql: &str,
+    timeout: std::time::Duration,
+) -> Result<(), SqlError> {
+    let classify = |error: &sqlx::Error| sql_error::classify(Engine::Postgresql, error, sql);
+    let mut conn = pool.acquire().await.map_err(|e| classify(&e))?;
+    let setup = format!(
+        "BEGIN READ ONLY; SET LOCAL statement_timeout = {}",
+        timeout_ms(timeout)
+    );
+    sqlx::raw_sql(AssertSqlSafe(setup))
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| classify(&e))?;
+    let plan = sqlx::query_scalar::<_, serde_json::Value>(AssertSqlSafe(format!(
+        "EXPLAIN (FORMAT JSON) {sql}"
+    )))
+    .persistent(false)
+    .fetch_one(&mut *conn)
+    .await;
+    rollback(&mut conn).await;
+    let plan = plan.map_err(|e| classify(&e))?;
+    if plan.to_string().contains(r#""Node Type":"ModifyTable""#) {
+        return Err(SqlError::refused(
+            crate::error::ErrorCode::SqlReadOnlyViolation,
+            "the statement's plan modifies data",
+        ));
+    }
+    Ok(())
+}
+
 fn is_missing_prepared_statement(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some("26000"))
 }

@@ -18,11 +18,10 @@ use crate::error::ErrorCode;
 /// How many virtual machine instructions run between two deadline checks.
 const PROGRESS_OPS: i32 = 1_000;
 
-pub(super) async fn execute(
-    pool: &SqlitePool,
-    request: &ExecRequest,
-) -> Result<QueryOutput, SqlError> {
-    let statements = sql_text::split(&request.sql, Dialect::Sqlite);
+/// What SQLite itself cannot be asked: sqlx would run every statement of the text,
+/// and `ATTACH`/`VACUUM` can create or open files on the server.
+fn lexical_check(sql: &str) -> Result<(), SqlError> {
+    let statements = sql_text::split(sql, Dialect::Sqlite);
     if statements.len() > 1 {
         return Err(SqlError::refused(
             ErrorCode::SqlMultipleStatements,
@@ -39,6 +38,45 @@ pub(super) async fn execute(
             format!("{first} can create or open files on the server"),
         ));
     }
+    Ok(())
+}
+
+pub(super) async fn validate(
+    pool: &SqlitePool,
+    sql: &str,
+    timeout: std::time::Duration,
+) -> Result<(), SqlError> {
+    lexical_check(sql)?;
+    let classify = |error: &sqlx::Error| sql_error::classify(Engine::Sqlite, error, sql);
+    let mut conn = pool.acquire().await.map_err(|e| classify(&e))?;
+    conn.close_on_drop();
+    let deadline = Instant::now() + timeout;
+    conn.lock_handle()
+        .await
+        .map_err(|e| classify(&e))?
+        .set_progress_handler(PROGRESS_OPS, move || Instant::now() < deadline);
+    let program = sqlx::query(AssertSqlSafe(format!("EXPLAIN {sql}")))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| classify(&e))?;
+    let opcodes: Vec<String> = program
+        .iter()
+        .filter_map(|row| row.try_get::<String, _>(1).ok())
+        .collect();
+    if opcodes.iter().any(|op| op == "OpenWrite") {
+        return Err(SqlError::refused(
+            ErrorCode::SqlReadOnlyViolation,
+            "the statement's program writes to the database",
+        ));
+    }
+    Ok(())
+}
+
+pub(super) async fn execute(
+    pool: &SqlitePool,
+    request: &ExecRequest,
+) -> Result<QueryOutput, SqlError> {
+    lexical_check(&request.sql)?;
     let classify = |error: &sqlx::Error| sql_error::classify(Engine::Sqlite, error, &request.sql);
     let mut conn = pool.acquire().await.map_err(|e| classify(&e))?;
     // Temporary tables and pragmas a statement leaves behind must not reach the
