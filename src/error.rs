@@ -234,10 +234,20 @@ struct Envelope<'a> {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.code.status();
-        if status.is_server_error() {
-            tracing::warn!(code = self.code.as_str(), message = %self.message, "request failed");
-        } else {
-            tracing::debug!(code = self.code.as_str(), message = %self.message, "request rejected");
+        // Logged once, here, where the failure is answered. Internal errors were
+        // logged with their cause by `AppError::internal`; token failures with
+        // their reason where they were classified.
+        match self.code {
+            ErrorCode::InternalError
+            | ErrorCode::TokenMissing
+            | ErrorCode::TokenInvalid
+            | ErrorCode::TokenExpired => {}
+            _ if status.is_server_error() => {
+                tracing::warn!(code = self.code.as_str(), error = %self.message, "request failed");
+            }
+            _ => {
+                tracing::debug!(code = self.code.as_str(), error = %self.message, "request rejected")
+            }
         }
         let body = Envelope {
             success: false,

@@ -73,6 +73,10 @@ async fn shutdown_signal() {
 
 fn keygen(args: &KeygenArgs) -> ExitCode {
     let kid = args.kid.clone().unwrap_or_else(keys::default_kid);
+    if let Err(error) = keys::validate_kid(&kid) {
+        eprintln!("querygate keygen: {error}");
+        return ExitCode::FAILURE;
+    }
     if args.print {
         let secret = keys::generate_secret();
         // The operator asked for the secret on standard output.

@@ -45,7 +45,13 @@ pub fn wrap(routes: Router<AppState>, state: &AppState) -> Router<AppState> {
         ServiceBuilder::new()
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-            .layer(TraceLayer::new_for_http().make_span_with(make_span))
+            // Failures are logged once, by the error type; the trace layer only
+            // records spans and response times.
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(make_span)
+                    .on_failure(()),
+            )
             .layer(CatchPanicLayer::custom(panic_response))
             .layer(cors(config))
             .layer(SetResponseHeaderLayer::if_not_present(

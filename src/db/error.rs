@@ -5,8 +5,6 @@
 //! translates them. Messages are for a person and never contain connection
 //! parameters.
 
-use serde_json::json;
-
 use crate::db::params::Engine;
 use crate::error::{AppError, ErrorCode};
 
@@ -75,17 +73,28 @@ impl From<DbError> for AppError {
                 "The server at that address did not answer like the chosen database engine.",
             ),
         };
-        let app = AppError::new(code, message);
-        match error {
-            DbError::TlsFailed(reason) => app.with_details(json!({ "reason": reason })),
-            _ => app,
+        if let DbError::TlsFailed(reason) = &error {
+            // The TLS library's reason can name the host; it is logged, not returned.
+            tracing::debug!(%reason, "TLS to the database failed");
         }
+        AppError::new(code, message)
     }
 }
 
 /// Classifies an error raised while opening a connection.
 pub fn classify_connect(engine: Engine, error: &sqlx::Error) -> DbError {
-    tracing::debug!(%error, engine = engine.as_str(), "database connection failed");
+    // The engines' own messages name the user (and MySQL the client host), so only
+    // the kind of failure and the engine's code are logged.
+    match error {
+        sqlx::Error::Database(db) => tracing::debug!(
+            engine = engine.as_str(),
+            code = db.code().as_deref().unwrap_or("-"),
+            "database refused the connection"
+        ),
+        other => {
+            tracing::debug!(engine = engine.as_str(), error = %other, "database connection failed")
+        }
+    }
     match error {
         sqlx::Error::Database(db) => classify_connect_database(engine, db.as_ref()),
         sqlx::Error::Io(io) if looks_like_tls(&io.to_string()) => {

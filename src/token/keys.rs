@@ -21,6 +21,9 @@ use zeroize::Zeroizing;
 
 use crate::secret::Secret;
 
+/// The id of the key a development start creates.
+pub const DEV_KID: &str = "dev";
+
 /// Fewest random bytes a key version's secret may have.
 pub const MIN_SECRET_BYTES: usize = 32;
 
@@ -56,6 +59,12 @@ pub enum KeyError {
     /// `QUERYGATE_ACTIVE_KID` names no loaded version.
     #[error("the active key id {0:?} is not among the loaded keys")]
     UnknownActive(String),
+    /// Production with only the development key a development start created.
+    #[error(
+        "the keys folder holds only the development key dev.key; production needs a real key \
+         (querygate keygen, or QUERYGATE_KEYS)"
+    )]
+    DevelopmentKeyInProduction,
     /// Production without any key.
     #[error(
         "no keys configured: set QUERYGATE_KEYS or put <kid>.key files in the keys folder \
@@ -258,13 +267,16 @@ pub fn load(
         return Ok((KeyRing::from_env_value(value)?, KeySource::Environment));
     }
     if let Some(ring) = KeyRing::from_dir(dir, active_kid)? {
+        if production && ring.active().kid == DEV_KID {
+            return Err(KeyError::DevelopmentKeyInProduction);
+        }
         return Ok((ring, KeySource::Folder(dir.to_owned())));
     }
     if production {
         return Err(KeyError::MissingInProduction);
     }
-    let path = write_key_file(dir, "dev")?;
-    let ring = KeyRing::from_dir(dir, Some("dev"))?.ok_or(KeyError::MissingInProduction)?;
+    let path = write_key_file(dir, DEV_KID)?;
+    let ring = KeyRing::from_dir(dir, Some(DEV_KID))?.ok_or(KeyError::MissingInProduction)?;
     Ok((ring, KeySource::CreatedDevelopmentKey(path)))
 }
 
@@ -306,7 +318,8 @@ fn decode_secret(kid: &str, secret: &str) -> Result<Zeroizing<Vec<u8>>, KeyError
     Ok(Zeroizing::new(bytes))
 }
 
-fn validate_kid(kid: &str) -> Result<(), KeyError> {
+/// Checks a key id: 1-64 letters, digits, `.`, `_`, `-`.
+pub fn validate_kid(kid: &str) -> Result<(), KeyError> {
     let valid = (1..=64).contains(&kid.len())
         && kid
             .bytes()
@@ -424,7 +437,11 @@ mod tests {
             source,
             KeySource::CreatedDevelopmentKey(keys.join("dev.key"))
         );
-        let (_, source) = load(None, &keys, None, true).expect("folder now has a key");
-        assert_eq!(source, KeySource::Folder(keys));
+        let (_, source) = load(None, &keys, None, false).expect("folder now has a key");
+        assert_eq!(source, KeySource::Folder(keys.clone()));
+        assert!(matches!(
+            load(None, &keys, None, true),
+            Err(KeyError::DevelopmentKeyInProduction)
+        ));
     }
 }

@@ -23,7 +23,7 @@ use crate::error::{AppError, ErrorCode};
 pub use keys::{KeyRing, KeySource, KeyVersion};
 
 /// Tokens longer than this are refused before any parsing.
-pub const MAX_TOKEN_BYTES: usize = 4096;
+pub const MAX_TOKEN_BYTES: usize = 8192;
 
 /// The only signing algorithm querygate issues and accepts.
 pub const ALGORITHM: Algorithm = Algorithm::HS256;
