@@ -134,3 +134,56 @@ async fn terminated_backends_are_replaced_without_a_restart() {
     assert_eq!(status, 200, "the next request works: {body}");
     assert_eq!(body["data"], json!([{"two": 2}]));
 }
+
+#[tokio::test]
+async fn a_client_hanging_up_never_leaves_a_transaction_open_in_the_pool() {
+    ensure_databases();
+    if pg_admin_scalar("SELECT count(*) FROM pg_database WHERE datname = 'qg_cancel_fx'").await == 0
+    {
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(
+            "postgres://postgres@127.0.0.1:5432/postgres",
+        )
+        .await
+        .expect("postgres");
+        let _ = sqlx::raw_sql("CREATE DATABASE qg_cancel_fx")
+            .execute(&mut conn)
+            .await;
+    }
+    let app = TestApp::spawn().await;
+    let token = app.token_for(&pg_body("qg_cancel_fx")).await;
+    let impatient = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(200))
+        .build()
+        .expect("client");
+    let hung_up = impatient
+        .post(app.url("/api/database/execute"))
+        .bearer_auth(&token)
+        .json(&json!({"sql": "SELECT pg_sleep(1) /* qg-cancel-marker */"}))
+        .send()
+        .await;
+    assert!(hung_up.is_err(), "the client gave up before the answer");
+    // Wait, bounded, for the statement to finish on the server.
+    let finished = "SELECT count(*) FROM pg_stat_activity WHERE datname = 'qg_cancel_fx' AND query LIKE '%qg-cancel-marker%' AND state = 'active'";
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while pg_admin_scalar(finished).await > 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the statement finished");
+    // The request's task ends with ROLLBACK right after the statement: wait for
+    // that moment, bounded; a connection left in a transaction never gets there.
+    let in_transaction = "SELECT count(*) FROM pg_stat_activity WHERE datname = 'qg_cancel_fx' AND state LIKE 'idle in transaction%'";
+    let settled = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while pg_admin_scalar(in_transaction).await > 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(
+        settled.is_ok(),
+        "a pooled connection was left inside a transaction"
+    );
+    let (status, _) = app.sql(&token, "SELECT 1").await;
+    assert_eq!(status, 200);
+}

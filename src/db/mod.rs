@@ -41,6 +41,21 @@ pub struct DbSettings {
     pub schema_ttl: Duration,
 }
 
+/// Runs a statement's work on a task of its own, so that a client hanging up
+/// mid-request cannot drop it between `BEGIN` and `ROLLBACK` and hand a connection
+/// with an open transaction back to the pool.
+async fn run_to_completion<T: Send + 'static>(
+    work: impl Future<Output = Result<T, SqlError>> + Send + 'static,
+) -> Result<T, SqlError> {
+    tokio::spawn(work).await.unwrap_or_else(|error| {
+        tracing::error!(%error, "statement task failed");
+        Err(SqlError::refused(
+            crate::error::ErrorCode::SqlError,
+            "the statement could not be completed",
+        ))
+    })
+}
+
 /// Cached schemas, keyed by the pool key and the schema filter.
 type SchemaCache = moka::future::Cache<([u8; 32], Option<String>), Arc<Vec<introspect::Table>>>;
 
@@ -134,7 +149,11 @@ impl Databases {
         request: &execute::ExecRequest,
     ) -> Result<execute::QueryOutput, SqlError> {
         let (entry, _) = self.pool(params).await?;
-        let result = execute::execute(&entry.pool, &entry.server_version, request).await;
+        let request = request.clone();
+        let result = run_to_completion(async move {
+            execute::execute(&entry.pool, &entry.server_version, &request).await
+        })
+        .await;
         if matches!(result, Err(SqlError::Connection(_))) {
             self.pools.evict(params).await;
         }
@@ -149,7 +168,11 @@ impl Databases {
         timeout: Duration,
     ) -> Result<(), SqlError> {
         let (entry, _) = self.pool(params).await?;
-        let result = execute::validate(&entry.pool, &entry.server_version, sql, timeout).await;
+        let sql = sql.to_owned();
+        let result = run_to_completion(async move {
+            execute::validate(&entry.pool, &entry.server_version, &sql, timeout).await
+        })
+        .await;
         if matches!(result, Err(SqlError::Connection(_))) {
             self.pools.evict(params).await;
         }
