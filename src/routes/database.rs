@@ -116,27 +116,22 @@ impl ConnectRequest {
 }
 
 fn required(field: &str, value: Option<String>) -> Result<String, AppError> {
-    match value {
-        Some(value)
-            if !value.is_empty()
-                && value.chars().count() <= MAX_FIELD_CHARS
-                && !value.contains('\0') =>
-        {
-            Ok(value)
-        }
-        Some(value) if !value.is_empty() && !value.contains('\0') => Err(AppError::validation(
-            field,
-            format!("`{field}` must be at most 255 characters."),
-        )),
-        Some(value) if value.contains('\0') => Err(AppError::validation(
+    let value = value
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| AppError::validation(field, format!("`{field}` is required.")))?;
+    if value.contains('\0') {
+        return Err(AppError::validation(
             field,
             format!("`{field}` must not contain NUL characters."),
-        )),
-        _ => Err(AppError::validation(
-            field,
-            format!("`{field}` is required."),
-        )),
+        ));
     }
+    if value.chars().count() > MAX_FIELD_CHARS {
+        return Err(AppError::validation(
+            field,
+            format!("`{field}` must be at most 255 characters."),
+        ));
+    }
+    Ok(value)
 }
 
 fn parse_port(value: Option<Value>, engine: Engine) -> Result<u16, AppError> {
@@ -257,15 +252,10 @@ async fn status(
         body["check"] = json!({
             "ok": true,
             "serverVersion": info.version,
-            "elapsedMs": elapsed_ms(started),
+            "elapsedMs": super::elapsed_ms(started.elapsed()),
         });
     }
     Ok(Json(body))
-}
-
-/// Milliseconds since `started`, with a tenth of a millisecond.
-pub fn elapsed_ms(started: std::time::Instant) -> f64 {
-    (started.elapsed().as_secs_f64() * 10_000.0).round() / 10.0
 }
 
 #[tracing::instrument(skip_all)]

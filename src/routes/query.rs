@@ -137,7 +137,7 @@ pub fn result_json(output: &QueryOutput, layout: Layout) -> Value {
     body["rowCount"] = json!(output.rows.len());
     body["truncated"] = json!(output.truncated);
     body["executedAt"] = json!(Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true));
-    body["elapsedMs"] = json!((output.elapsed.as_secs_f64() * 10_000.0).round() / 10.0);
+    body["elapsedMs"] = json!(super::elapsed_ms(output.elapsed));
     body
 }
 

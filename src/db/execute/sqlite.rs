@@ -116,6 +116,26 @@ pub(super) async fn execute(
             .map(column_of)
             .collect(),
     };
+    // An expression column has no declared type; its first value's storage class
+    // says more than "null".
+    let columns: Vec<Column> = columns
+        .into_iter()
+        .enumerate()
+        .map(|(i, column)| match column.type_name.as_str() {
+            "NULL" => {
+                let seen = collected.rows.iter().find_map(|row| {
+                    let raw = row.try_get_raw(i).ok()?;
+                    (!sqlx::ValueRef::is_null(&raw))
+                        .then(|| sqlx::TypeInfo::name(&*sqlx::ValueRef::type_info(&raw)).to_owned())
+                });
+                Column {
+                    type_name: seen.unwrap_or(column.type_name),
+                    ..column
+                }
+            }
+            _ => column,
+        })
+        .collect();
     let render = Render {
         bigint_as_string: request.bigint_as_string,
     };

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Measures `POST /api/database/execute` with `SELECT 1` on PostgreSQL, warm pool,
+# at 1 and 32 concurrent clients, with wrk against the release build, and pgbench
+# at the same concurrency on the same machine in the same run. Prints a Markdown
+# section for BENCHMARKS.md. Loopback only; every run is bounded in time.
+#
+#   bash scripts/bench-execute.sh [seconds-per-run]   (default 10)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${1:-10}
+PORT=${BENCH_PORT:-18181}
+
+command -v wrk >/dev/null || { echo "installing wrk" >&2; apt-get install -y -qq wrk >/dev/null; }
+bash scripts/setup-test-dbs.sh >/dev/null
+cargo build --release --locked --quiet
+
+work=$(mktemp -d)
+trap 'kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
+secret=$(head -c 32 /dev/urandom | base64)
+QUERYGATE_KEYS="bench:$secret" SQLITE_DIR="$work/sqlite" HOST=127.0.0.1 PORT=$PORT \
+  RATE_LIMIT_MAX_REQUESTS=0 POOL_MAX_CONNECTIONS=32 RUST_LOG=warn \
+  ./target/release/querygate >"$work/server.log" 2>&1 &
+server=$!
+for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/api/health" >/dev/null && break; sleep 0.1; done
+
+token=$(curl -fs -X POST "http://127.0.0.1:$PORT/api/database/connect" -H 'content-type: application/json' \
+  -d '{"dbType":"postgresql","host":"127.0.0.1","username":"postgres","database":"test","ssl":"disable"}' |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+cat >"$work/execute.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '{"sql":"SELECT 1"}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $token"
+LUA
+echo 'SELECT 1;' >"$work/select1.sql"
+
+psql -q -h 127.0.0.1 -U postgres -d postgres -Atc "SELECT 1 FROM pg_database WHERE datname = 'qg_bench'" | grep -q 1 ||
+  psql -q -h 127.0.0.1 -U postgres -d postgres -c 'CREATE DATABASE qg_bench'
+pgbench -q -i -s 1 -h 127.0.0.1 -U postgres qg_bench >/dev/null 2>&1
+# Let the initial load settle (analyze, checkpoint) before anything is measured.
+psql -q -h 127.0.0.1 -U postgres -d qg_bench -c 'VACUUM ANALYZE' -c 'CHECKPOINT'
+
+# Warm the pool to its full size.
+wrk -t2 -c32 -d2s -s "$work/execute.lua" "http://127.0.0.1:$PORT/api/database/execute" >/dev/null
+
+wrk_run() { # clients threads
+  local out
+  out=$(wrk -t"$2" -c"$1" -d"${DURATION}s" --latency -s "$work/execute.lua" "http://127.0.0.1:$PORT/api/database/execute")
+  if grep -q "Non-2xx" <<<"$out"; then echo "wrk saw errors:" >&2; echo "$out" >&2; exit 1; fi
+  local rps p50 p99
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
+  p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+  echo "| querygate \`execute\` SELECT 1 (wrk) | $1 | $rps | $p50 | $p99 |"
+}
+pgbench_run() { # clients threads label args...
+  local clients=$1 threads=$2 label=$3; shift 3
+  local out tps lat
+  out=$(pgbench -n -h 127.0.0.1 -U postgres -c "$clients" -j "$threads" -T "$DURATION" "$@" qg_bench 2>&1)
+  tps=$(awk -F'= ' '/^tps/ {split($2, a, " "); print a[1]}' <<<"$out")
+  lat=$(awk -F'= ' '/latency average/ {print $2}' <<<"$out")
+  echo "| $label | $clients | $tps | avg $lat | – |"
+}
+
+echo "### execute SELECT 1 vs pgbench, $(date -u +%Y-%m-%d), ${DURATION}s per run"
+echo
+echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -sr); PostgreSQL $(psql -h 127.0.0.1 -U postgres -Atc 'SHOW server_version' | cut -d' ' -f1); querygate release build, pool of 32."
+echo
+echo "| what | clients | requests or transactions / s | p50 | p99 |"
+echo "|---|---|---|---|---|"
+wrk_run 1 1
+pgbench_run 1 1 "pgbench -S"
+pgbench_run 1 1 "pgbench SELECT 1" -f "$work/select1.sql"
+wrk_run 32 2
+pgbench_run 32 2 "pgbench -S"
+pgbench_run 32 2 "pgbench SELECT 1" -f "$work/select1.sql"
