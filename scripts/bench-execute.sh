@@ -69,8 +69,8 @@ echo
 echo "| what | clients | requests or transactions / s | p50 | p99 |"
 echo "|---|---|---|---|---|"
 wrk_run 1 1
-pgbench_run 1 1 "pgbench -S"
+pgbench_run 1 1 "pgbench -S" -S
 pgbench_run 1 1 "pgbench SELECT 1" -f "$work/select1.sql"
 wrk_run 32 2
-pgbench_run 32 2 "pgbench -S"
+pgbench_run 32 2 "pgbench -S" -S
 pgbench_run 32 2 "pgbench SELECT 1" -f "$work/select1.sql"

@@ -246,7 +246,8 @@ impl IntoResponse for AppError {
                 tracing::warn!(code = self.code.as_str(), error = %self.message, "request failed");
             }
             _ => {
-                tracing::debug!(code = self.code.as_str(), error = %self.message, "request rejected")
+                // Engine messages can name the database user: only the code is logged.
+                tracing::debug!(code = self.code.as_str(), "request rejected")
             }
         }
         let body = Envelope {

@@ -122,6 +122,8 @@ fn cors(config: &Config) -> CorsLayer {
             header::RETRY_AFTER,
             header::ETAG,
             header::WWW_AUTHENTICATE,
+            HeaderName::from_static("x-row-count"),
+            HeaderName::from_static("x-truncated"),
         ])
         .max_age(Duration::from_secs(600))
 }

@@ -88,6 +88,7 @@ impl AppState {
             pool_idle: Duration::from_secs(config.pool_idle_secs),
             max_pools: config.pool_max_pools,
             schema_ttl: Duration::from_secs(config.schema_cache_ttl_secs),
+            statement_timeout: Duration::from_millis(config.statement_timeout_ms),
         };
         let guard = NetGuard::new(&config.db_allowed_hosts, &config.db_denied_networks);
         let ai = config.ai_settings().and_then(|settings| match AiClient::new(settings) {

@@ -173,3 +173,60 @@ async fn reads_that_look_like_writes_work_on_every_engine() {
         );
     }
 }
+
+#[tokio::test]
+async fn postgres_session_leftovers_do_not_outlive_the_request() {
+    let app = TestApp::spawn_with(|config| config.pool_max_connections = 1).await;
+    let token = app.token_for(&pg_body("test")).await;
+    let (status, body) = app.sql(&token, "SELECT pg_advisory_lock(424242)").await;
+    assert_eq!(status, 200, "{body}");
+    let free = pg_admin_scalar(
+        "SELECT (CASE WHEN pg_try_advisory_lock(424242) THEN (SELECT 1 FROM (SELECT pg_advisory_unlock(424242)) u) ELSE 0 END)::int8",
+    )
+    .await;
+    assert_eq!(free, 1, "the advisory lock outlived its request");
+    let (status, body) = app.sql(&token, "PREPARE qg_leftover AS SELECT 1").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app.sql(&token, "EXECUTE qg_leftover").await;
+    assert_error(status, &body, 400, "sql_error");
+}
+
+#[tokio::test]
+async fn plan_check_refuses_writes_the_lexical_check_would_miss() {
+    pg_fixture("postgres_readonly.sql").await;
+    mysql_fixture("mysql_readonly.sql").await;
+    let app = TestApp::spawn().await;
+    let timeout = std::time::Duration::from_secs(5);
+    let cases = [
+        (
+            pg_body("test"),
+            "WITH gone AS (DELETE FROM qg_ro_fx.events RETURNING id) SELECT * FROM gone",
+        ),
+        (mysql_body("qg_ro_fx"), "DELETE FROM events WHERE id = 1"),
+    ];
+    for (connect, sql) in cases {
+        let token = app.token_for(&connect).await;
+        let params = app.state.tokens.verify(&token).expect("token").params;
+        let result = app.state.db.validate(&params, sql, timeout).await;
+        assert!(
+            matches!(
+                result,
+                Err(querygate::db::sql_error::SqlError::Statement {
+                    code: querygate::error::ErrorCode::SqlReadOnlyViolation,
+                    ..
+                })
+            ),
+            "{sql}: {result:?}"
+        );
+        assert_events_unchanged(
+            &app,
+            &token,
+            if sql.contains("qg_ro_fx.") {
+                "qg_ro_fx.events"
+            } else {
+                "events"
+            },
+        )
+        .await;
+    }
+}

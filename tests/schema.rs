@@ -355,3 +355,51 @@ async fn schema_needs_a_token() {
     let (status, body) = read(app.get("/api/database/schema", None).await).await;
     assert_error(status, &body, 401, "token_missing");
 }
+
+#[tokio::test]
+async fn schema_cache_is_short_lived_and_no_cache_reads_the_catalog_now() {
+    pg_fixture("postgres_schema.sql").await;
+    let app = TestApp::spawn().await;
+    let token = app.token_for(&pg_body("test")).await;
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(
+        "postgres://postgres@127.0.0.1:5432/test",
+    )
+    .await
+    .expect("postgres");
+    sqlx::raw_sql("DROP SCHEMA IF EXISTS qg_cache_fx CASCADE; CREATE SCHEMA qg_cache_fx; CREATE TABLE qg_cache_fx.first (a int)")
+        .execute(&mut admin)
+        .await
+        .expect("fixture");
+    let names = |tables: Vec<Value>| {
+        tables
+            .iter()
+            .filter_map(|t| t["name"].as_str().map(str::to_owned))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(fetch(&app, &token, "?schema=qg_cache_fx").await),
+        ["first"]
+    );
+    sqlx::raw_sql("CREATE TABLE qg_cache_fx.second (b int)")
+        .execute(&mut admin)
+        .await
+        .expect("second");
+    assert_eq!(
+        names(fetch(&app, &token, "?schema=qg_cache_fx").await),
+        ["first"],
+        "served from the cache"
+    );
+    let response = app
+        .client
+        .get(app.url("/api/database/schema?schema=qg_cache_fx"))
+        .bearer_auth(&token)
+        .header("cache-control", "no-cache")
+        .send()
+        .await
+        .expect("request");
+    let (_, body) = read(response).await;
+    assert_eq!(
+        names(body["tables"].as_array().expect("tables").clone()),
+        ["first", "second"]
+    );
+}

@@ -85,7 +85,7 @@ impl From<AiError> for AppError {
                 "The model server did not answer in time.",
             ),
             AiError::Upstream(cause) => {
-                tracing::warn!(%cause, "model server failed");
+                tracing::debug!(%cause, "model server failed");
                 AppError::new(
                     ErrorCode::AiUpstreamError,
                     "The model server failed to answer. Try again later.",

@@ -39,6 +39,8 @@ pub struct DbSettings {
     pub max_pools: u64,
     /// How long a schema read is reused; zero turns the cache off.
     pub schema_ttl: Duration,
+    /// Time allowed to read a schema.
+    pub statement_timeout: Duration,
 }
 
 /// Runs a statement's work on a task of its own, so that a client hanging up
@@ -180,18 +182,23 @@ impl Databases {
     }
 
     /// The tables and views of the database, optionally of one schema, through a
-    /// short-lived cache.
+    /// short-lived cache; `fresh` reads the catalog even when a cached copy exists.
     pub async fn schema(
         &self,
         params: &ConnParams,
         schema: Option<&str>,
+        fresh: bool,
     ) -> Result<Arc<Vec<introspect::Table>>, SqlError> {
         let key = (self.pools.key(params), schema.map(str::to_owned));
-        if let Some(tables) = self.schemas.get(&key).await {
+        if !fresh && let Some(tables) = self.schemas.get(&key).await {
             return Ok(tables);
         }
         let (entry, _) = self.pool(params).await?;
-        let result = introspect::read(&entry.pool, schema).await;
+        let read = tokio::time::timeout(
+            self.settings.statement_timeout,
+            introspect::read(&entry.pool, schema),
+        );
+        let result = read.await.unwrap_or_else(|_| Err(SqlError::timeout()));
         match result {
             Ok(tables) => {
                 let tables = Arc::new(tables);

@@ -173,7 +173,7 @@ async fn generate_sql(
     let budget = usize::try_from(state.config.ai_schema_budget_chars).unwrap_or(usize::MAX);
     let (engine, schema_text) = match &verified {
         Some(verified) => {
-            let tables = state.db.schema(&verified.params, None).await?;
+            let tables = state.db.schema(&verified.params, None, false).await?;
             let engine = verified.params.engine;
             (
                 engine,
@@ -187,18 +187,7 @@ async fn generate_sql(
                     "`execute` needs a bearer token: connect first.",
                 ));
             }
-            let db_type = body.db_type.ok_or_else(|| {
-                AppError::validation(
-                    "dbType",
-                    "`dbType` is required without a token: postgresql, mysql or sqlite.",
-                )
-            })?;
-            let engine = Engine::parse(&db_type).ok_or_else(|| {
-                AppError::validation(
-                    "dbType",
-                    "`dbType` must be postgresql (or postgres), mysql (or mariadb) or sqlite.",
-                )
-            })?;
+            let engine = super::database::db_type(body.db_type)?;
             (
                 engine,
                 prompt::trim_text(body.schema.as_deref().unwrap_or_default(), budget),

@@ -43,21 +43,26 @@ pub struct ConnectRequest {
 
 const MAX_FIELD_CHARS: usize = 255;
 
+/// Checks `dbType`: required, one of the engines or their aliases.
+pub fn db_type(value: Option<String>) -> Result<Engine, AppError> {
+    let value = value.ok_or_else(|| {
+        AppError::validation(
+            "dbType",
+            "`dbType` is required: postgresql, mysql or sqlite.",
+        )
+    })?;
+    Engine::parse(&value).ok_or_else(|| {
+        AppError::validation(
+            "dbType",
+            "`dbType` must be postgresql (or postgres), mysql (or mariadb) or sqlite.",
+        )
+    })
+}
+
 impl ConnectRequest {
     /// Checks every field and builds the connection parameters.
     pub fn into_params(self) -> Result<ConnParams, AppError> {
-        let db_type = self.db_type.ok_or_else(|| {
-            AppError::validation(
-                "dbType",
-                "`dbType` is required: postgresql, mysql or sqlite.",
-            )
-        })?;
-        let engine = Engine::parse(&db_type).ok_or_else(|| {
-            AppError::validation(
-                "dbType",
-                "`dbType` must be postgresql (or postgres), mysql (or mariadb) or sqlite.",
-            )
-        })?;
+        let engine = db_type(self.db_type)?;
         let database = required("database", self.database)?;
         if engine == Engine::Sqlite {
             if !SqliteDir::is_valid_name(&database) {

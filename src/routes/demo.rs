@@ -16,7 +16,7 @@ use crate::error::AppResult;
 use crate::extract::ApiJson;
 use crate::routes::ai::{generate, model, question};
 use crate::routes::query::{Layout, result_json};
-use crate::routes::schema::schema_response;
+use crate::routes::schema::{schema_response, wants_fresh};
 use crate::secret::Secret;
 use crate::state::AppState;
 
@@ -43,7 +43,10 @@ pub fn demo_params() -> ConnParams {
 #[tracing::instrument(skip_all)]
 async fn demo_schema(State(state): State<AppState>, headers: HeaderMap) -> AppResult<Response> {
     let params = demo_params();
-    let tables = state.db.schema(&params, None).await?;
+    let tables = state
+        .db
+        .schema(&params, None, wants_fresh(&headers))
+        .await?;
     schema_response(&headers, &params, &tables)
 }
 
@@ -61,7 +64,7 @@ async fn demo_query(
     let question = question("query", body.query)?;
     let ai = model(&state)?;
     let params = demo_params();
-    let tables = state.db.schema(&params, None).await?;
+    let tables = state.db.schema(&params, None, false).await?;
     let budget = usize::try_from(state.config.ai_schema_budget_chars).unwrap_or(usize::MAX);
     let schema_text = prompt::render_schema(&tables, Engine::Sqlite, &question, budget);
     let generated = generate(

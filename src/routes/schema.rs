@@ -46,8 +46,21 @@ async fn schema(
         return Err(invalid());
     }
     let params = &verified.params;
-    let tables = state.db.schema(params, filter.as_deref()).await?;
+    let tables = state
+        .db
+        .schema(params, filter.as_deref(), wants_fresh(&headers))
+        .await?;
     schema_response(&headers, params, &tables)
+}
+
+/// `Cache-Control: no-cache` (or `max-age=0`) asks for the catalog as it is now,
+/// bypassing the server's short-lived schema cache.
+pub fn wants_fresh(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("no-cache") || v.contains("max-age=0"))
 }
 
 /// The schema answer with its ETag, or `304` when `If-None-Match` holds it.

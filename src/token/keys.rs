@@ -59,10 +59,10 @@ pub enum KeyError {
     /// `QUERYGATE_ACTIVE_KID` names no loaded version.
     #[error("the active key id {0:?} is not among the loaded keys")]
     UnknownActive(String),
-    /// Production with only the development key a development start created.
+    /// Production with the development key a development start created.
     #[error(
-        "the keys folder holds only the development key dev.key; production needs a real key \
-         (querygate keygen, or QUERYGATE_KEYS)"
+        "the keys folder holds the development key dev.key, which production never trusts; \
+         remove it and use a real key (querygate keygen, or QUERYGATE_KEYS)"
     )]
     DevelopmentKeyInProduction,
     /// Production without any key.
@@ -267,7 +267,7 @@ pub fn load(
         return Ok((KeyRing::from_env_value(value)?, KeySource::Environment));
     }
     if let Some(ring) = KeyRing::from_dir(dir, active_kid)? {
-        if production && ring.active().kid == DEV_KID {
+        if production && ring.get(DEV_KID).is_some() {
             return Err(KeyError::DevelopmentKeyInProduction);
         }
         return Ok((ring, KeySource::Folder(dir.to_owned())));

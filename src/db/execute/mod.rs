@@ -177,6 +177,59 @@ fn timeout_ms(timeout: Duration) -> u64 {
         .max(1)
 }
 
+/// The columns of a result: from its first row, or, for an empty result, by
+/// preparing the statement (nothing runs).
+async fn result_columns<DB, R>(
+    first: Option<&R>,
+    conn: &mut DB::Connection,
+    sql: &str,
+    to_column: impl Fn(&DB::Column) -> Column,
+) -> Result<Vec<Column>, sqlx::Error>
+where
+    DB: sqlx::Database,
+    R: sqlx::Row<Database = DB>,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+{
+    use sqlx::Statement as _;
+    if let Some(row) = first {
+        return Ok(row.columns().iter().map(&to_column).collect());
+    }
+    let statement = sqlx::Executor::prepare(
+        &mut *conn,
+        sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(sql.to_owned())),
+    )
+    .await?;
+    Ok(statement.columns().iter().map(&to_column).collect())
+}
+
+/// The output from collected rows, their columns (engine type names) and a row
+/// converter.
+fn finish<R>(
+    collected: &Collected<R>,
+    columns: Vec<Column>,
+    elapsed: Duration,
+    convert: impl Fn(&R, &[String]) -> Vec<Value>,
+) -> QueryOutput {
+    let types: Vec<String> = columns.iter().map(|c| c.type_name.clone()).collect();
+    let rows = collected
+        .rows
+        .iter()
+        .map(|row| convert(row, &types))
+        .collect();
+    QueryOutput {
+        columns: columns
+            .into_iter()
+            .map(|c| Column {
+                type_name: display_type(&c.type_name),
+                ..c
+            })
+            .collect(),
+        rows,
+        truncated: collected.truncated,
+        elapsed,
+    }
+}
+
 /// A result column's name and engine type.
 fn column_of<C: sqlx::Column>(column: &C) -> Column {
     use sqlx::TypeInfo as _;

@@ -3,11 +3,11 @@
 
 use std::time::Instant;
 
+use sqlx::AssertSqlSafe;
 use sqlx::mysql::MySqlPool;
-use sqlx::{AssertSqlSafe, Executor, Row, Statement};
 
 use super::{
-    Column, ExecRequest, QueryOutput, StreamStop, client_deadline, collect, display_type,
+    Column, ExecRequest, QueryOutput, StreamStop, client_deadline, collect, finish, result_columns,
     timeout_ms,
 };
 use crate::db::params::Engine;
@@ -51,12 +51,23 @@ pub(super) async fn validate(
         .execute(&mut *conn)
         .await
         .map_err(|e| classify(&e))?;
-    sqlx::query(AssertSqlSafe(format!("EXPLAIN {sql}")))
+    let plan = sqlx::query(AssertSqlSafe(format!("EXPLAIN {sql}")))
         .persistent(false)
         .fetch_all(&mut *conn)
         .await
-        .map(drop)
-        .map_err(|e| classify(&e))
+        .map_err(|e| classify(&e))?;
+    // EXPLAIN names the kind of each step; a data-changing one means the statement writes.
+    let writes = plan.iter().any(|row| {
+        sqlx::Row::try_get::<String, _>(row, "select_type")
+            .is_ok_and(|kind| matches!(kind.as_str(), "INSERT" | "UPDATE" | "DELETE" | "REPLACE"))
+    });
+    if writes {
+        return Err(SqlError::refused(
+            crate::error::ErrorCode::SqlReadOnlyViolation,
+            "the statement's plan modifies data",
+        ));
+    }
+    Ok(())
 }
 
 /// A read-only session and transaction with the engine's statement time limit.
@@ -109,36 +120,15 @@ pub(super) async fn execute(
     let render = Render {
         bigint_as_string: request.bigint_as_string,
     };
-    let columns: Vec<Column> = match collected.rows.first() {
-        Some(row) => row.columns().iter().map(mysql_column).collect(),
-        None if !collected.truncated => (&mut *conn)
-            .prepare(sqlx::SqlSafeStr::into_sql_str(AssertSqlSafe(
-                request.sql.clone(),
-            )))
-            .await
-            .map_err(|e| classify(&e))?
-            .columns()
-            .iter()
-            .map(mysql_column)
-            .collect(),
-        None => Vec::new(),
-    };
-    let types: Vec<String> = columns.iter().map(|c| c.type_name.clone()).collect();
-    let rows = collected
-        .rows
-        .iter()
-        .map(|row| values::mysql::row(row, &types, render))
-        .collect();
-    Ok(QueryOutput {
-        columns: columns
-            .into_iter()
-            .map(|c| Column {
-                type_name: display_type(&c.type_name),
-                ..c
-            })
-            .collect(),
-        rows,
-        truncated: collected.truncated,
-        elapsed,
-    })
+    let columns = result_columns(
+        collected.rows.first(),
+        &mut *conn,
+        &request.sql,
+        mysql_column,
+    )
+    .await
+    .map_err(|e| classify(&e))?;
+    Ok(finish(&collected, columns, elapsed, |row, types| {
+        values::mysql::row(row, types, render)
+    }))
 }

@@ -2,12 +2,12 @@
 
 use std::time::Instant;
 
+use sqlx::AssertSqlSafe;
 use sqlx::postgres::PgPool;
-use sqlx::{AssertSqlSafe, Executor, Row, Statement};
 
 use super::{
-    Column, ExecRequest, QueryOutput, StreamStop, client_deadline, collect, column_of,
-    display_type, timeout_ms,
+    ExecRequest, QueryOutput, StreamStop, client_deadline, collect, column_of, finish,
+    result_columns, timeout_ms,
 };
 use crate::db::params::Engine;
 use crate::db::sql_error::{self, SqlError};
@@ -64,37 +64,12 @@ pub(super) async fn execute(pool: &PgPool, request: &ExecRequest) -> Result<Quer
     let render = Render {
         bigint_as_string: request.bigint_as_string,
     };
-    let columns: Vec<Column> = match collected.rows.first() {
-        Some(row) => row.columns().iter().map(column_of).collect(),
-        None => (&mut *conn)
-            .prepare(sqlx::SqlSafeStr::into_sql_str(AssertSqlSafe(
-                request.sql.clone(),
-            )))
-            .await
-            .map_err(|e| classify(&e))?
-            .columns()
-            .iter()
-            .map(column_of)
-            .collect(),
-    };
-    let types: Vec<String> = columns.iter().map(|c| c.type_name.clone()).collect();
-    let rows = collected
-        .rows
-        .iter()
-        .map(|row| values::postgres::row(row, &types, render))
-        .collect();
-    Ok(QueryOutput {
-        columns: columns
-            .into_iter()
-            .map(|c| Column {
-                type_name: display_type(&c.type_name),
-                ..c
-            })
-            .collect(),
-        rows,
-        truncated: collected.truncated,
-        elapsed,
-    })
+    let columns = result_columns(collected.rows.first(), &mut *conn, &request.sql, column_of)
+        .await
+        .map_err(|e| classify(&e))?;
+    Ok(finish(&collected, columns, elapsed, |row, types| {
+        values::postgres::row(row, types, render)
+    }))
 }
 
 pub(super) async fn validate(
@@ -133,13 +108,19 @@ fn is_missing_prepared_statement(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some("26000"))
 }
 
-/// Ends the transaction. A connection that cannot even roll back is closed.
+/// Ends the transaction and removes what a rollback leaves behind: session
+/// advisory locks are released, and a connection on which the client ran `PREPARE`
+/// is closed rather than returned. A connection that cannot even do that is closed.
 async fn rollback(conn: &mut sqlx::pool::PoolConnection<sqlx::Postgres>) {
-    if sqlx::raw_sql("ROLLBACK")
-        .execute(&mut **conn)
+    const CLEANUP: &str = "ROLLBACK; SELECT pg_advisory_unlock_all(), \
+         EXISTS (SELECT 1 FROM pg_prepared_statements WHERE from_sql) AS prepared";
+    let prepared = sqlx::raw_sql(CLEANUP)
+        .fetch_optional(&mut **conn)
         .await
-        .is_err()
-    {
+        .ok()
+        .flatten()
+        .and_then(|row| sqlx::Row::try_get::<bool, _>(&row, "prepared").ok());
+    if prepared != Some(false) {
         conn.close_on_drop();
     }
 }

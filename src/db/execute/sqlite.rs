@@ -4,11 +4,12 @@
 use std::time::Instant;
 
 use sqlx::sqlite::SqlitePool;
-use sqlx::{AssertSqlSafe, Executor, Row, Statement};
+use sqlx::{AssertSqlSafe, Row};
 
 use super::sql_text::{self, Dialect};
 use super::{
-    Column, ExecRequest, QueryOutput, StreamStop, client_deadline, collect, column_of, display_type,
+    Column, ExecRequest, QueryOutput, StreamStop, client_deadline, collect, column_of, finish,
+    result_columns,
 };
 use crate::db::params::Engine;
 use crate::db::sql_error::{self, SqlError};
@@ -103,19 +104,9 @@ pub(super) async fn execute(
         Err(StreamStop::Failed(error)) => return Err(classify(&error)),
     };
 
-    let columns: Vec<Column> = match collected.rows.first() {
-        Some(row) => row.columns().iter().map(column_of).collect(),
-        None => (&mut *conn)
-            .prepare(sqlx::SqlSafeStr::into_sql_str(AssertSqlSafe(
-                request.sql.clone(),
-            )))
-            .await
-            .map_err(|e| classify(&e))?
-            .columns()
-            .iter()
-            .map(column_of)
-            .collect(),
-    };
+    let columns = result_columns(collected.rows.first(), &mut *conn, &request.sql, column_of)
+        .await
+        .map_err(|e| classify(&e))?;
     // An expression column has no declared type; its first value's storage class
     // says more than "null".
     let columns: Vec<Column> = columns
@@ -139,21 +130,7 @@ pub(super) async fn execute(
     let render = Render {
         bigint_as_string: request.bigint_as_string,
     };
-    let rows = collected
-        .rows
-        .iter()
-        .map(|row| values::sqlite::row(row, columns.len(), render))
-        .collect();
-    Ok(QueryOutput {
-        columns: columns
-            .into_iter()
-            .map(|c| Column {
-                type_name: display_type(&c.type_name),
-                ..c
-            })
-            .collect(),
-        rows,
-        truncated: collected.truncated,
-        elapsed,
-    })
+    Ok(finish(&collected, columns, elapsed, |row, types| {
+        values::sqlite::row(row, types.len(), render)
+    }))
 }
