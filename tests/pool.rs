@@ -187,3 +187,40 @@ async fn a_client_hanging_up_never_leaves_a_transaction_open_in_the_pool() {
     let (status, _) = app.sql(&token, "SELECT 1").await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn a_database_that_goes_away_mid_request_is_db_connection_refused_and_then_works_again() {
+    ensure_databases();
+    let app = TestApp::spawn().await;
+    let token = app.token_for(&pg_body("test")).await;
+    let client = app.client.clone();
+    let url = app.url("/api/database/execute");
+    let bearer = token.clone();
+    let running = tokio::spawn(async move {
+        let response = client
+            .post(url)
+            .bearer_auth(bearer)
+            .json(&json!({"sql": "SELECT pg_sleep(10) /* qg-gone-marker */"}))
+            .send()
+            .await
+            .expect("request");
+        read(response).await
+    });
+    let marker = "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%qg-gone-marker%' AND pid <> pg_backend_pid()";
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while pg_admin_scalar(marker).await == 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the statement started");
+    let killed = pg_admin_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%qg-gone-marker%' AND pid <> pg_backend_pid()) t",
+    )
+    .await;
+    assert_eq!(killed, 1);
+    let (status, body) = running.await.expect("join");
+    assert_error(status, &body, 502, "db_connection_refused");
+    let (status, body) = app.sql(&token, "SELECT 1 AS back").await;
+    assert_eq!(status, 200, "the next request works: {body}");
+}

@@ -107,6 +107,19 @@ pub fn classify(engine: Engine, error: &sqlx::Error, sql: &str) -> SqlError {
             other => SqlError::refused(ErrorCode::SqlError, other.to_string()),
         };
     };
+    // The server ended the session under the statement (shutdown, restart, an
+    // administrator's pg_terminate_backend; MySQL's server gone away): that is the
+    // database going away, not a fault of the SQL.
+    let gone = match engine {
+        Engine::Postgresql => matches!(db.code().as_deref(), Some("57P01" | "57P02" | "57P03")),
+        Engine::Mysql => db
+            .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+            .is_some_and(|e| matches!(e.number(), 1927 | 2006 | 2013)),
+        Engine::Sqlite => false,
+    };
+    if gone {
+        return SqlError::Connection(DbError::ConnectionRefused);
+    }
     let message = db.message().to_owned();
     let (code, engine_code, position, hint, detail) = match engine {
         Engine::Postgresql => {
