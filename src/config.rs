@@ -113,6 +113,9 @@ pub struct Config {
     /// The `aud` claim written and required.
     #[arg(long, env = "TOKEN_AUDIENCE", default_value = "querygate")]
     pub token_audience: String,
+    /// The HMAC algorithm that signs tokens; only this one is accepted.
+    #[arg(long, env = "TOKEN_ALGORITHM", value_enum, default_value = "HS256")]
+    pub token_algorithm: crate::token::TokenAlgorithm,
 
     /// Folder holding the SQLite databases clients may open by name; the demo
     /// database is created here on start.

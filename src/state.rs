@@ -81,6 +81,7 @@ impl AppState {
             ttl: i64::try_from(config.token_ttl).unwrap_or(i64::MAX),
             max_lifetime: i64::try_from(config.token_max_lifetime).unwrap_or(i64::MAX),
             leeway: config.token_leeway,
+            algorithm: config.token_algorithm,
         };
         let settings = DbSettings {
             connect_timeout: Duration::from_millis(config.db_connect_timeout_ms),

@@ -25,8 +25,32 @@ pub use keys::{KeyRing, KeySource, KeyVersion};
 /// Tokens longer than this are refused before any parsing.
 pub const MAX_TOKEN_BYTES: usize = 8192;
 
-/// The only signing algorithm querygate issues and accepts.
-pub const ALGORITHM: Algorithm = Algorithm::HS256;
+/// The HMAC variants a deployment may choose (`TOKEN_ALGORITHM`); HS256 by default.
+/// Only one is accepted at a time, and never another family or `none`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum TokenAlgorithm {
+    /// HMAC-SHA256.
+    #[default]
+    #[value(name = "HS256")]
+    Hs256,
+    /// HMAC-SHA384.
+    #[value(name = "HS384")]
+    Hs384,
+    /// HMAC-SHA512.
+    #[value(name = "HS512")]
+    Hs512,
+}
+
+impl TokenAlgorithm {
+    /// The JOSE algorithm.
+    pub fn jose(self) -> Algorithm {
+        match self {
+            Self::Hs256 => Algorithm::HS256,
+            Self::Hs384 => Algorithm::HS384,
+            Self::Hs512 => Algorithm::HS512,
+        }
+    }
+}
 
 /// Why a token was refused. Logged at debug level; never shown to clients.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -148,6 +172,8 @@ pub struct TokenPolicy {
     pub max_lifetime: i64,
     /// Clock skew allowed on `exp` and `nbf`, seconds.
     pub leeway: u64,
+    /// The one signing algorithm issued and accepted.
+    pub algorithm: TokenAlgorithm,
 }
 
 /// Issues and verifies tokens with one key ring and policy.
@@ -161,7 +187,7 @@ pub struct TokenService {
 impl TokenService {
     /// A service over `ring` with `policy`.
     pub fn new(ring: KeyRing, policy: TokenPolicy) -> Self {
-        let mut validation = Validation::new(ALGORITHM);
+        let mut validation = Validation::new(policy.algorithm.jose());
         validation.leeway = policy.leeway;
         validation.validate_exp = true;
         validation.validate_nbf = true;
@@ -230,7 +256,7 @@ impl TokenService {
 
     fn sign(&self, kid: &str, claims: &Claims) -> Result<crate::secret::Secret, TokenError> {
         let version = self.ring.get(kid).ok_or(TokenError::UnknownKid)?;
-        let mut header = Header::new(ALGORITHM);
+        let mut header = Header::new(self.policy.algorithm.jose());
         header.typ = Some("JWT".to_owned());
         header.kid = Some(kid.to_owned());
         jsonwebtoken::encode(&header, claims, &version.signing)
@@ -244,7 +270,7 @@ impl TokenService {
             return Err(TokenError::TooLarge);
         }
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::MalformedHeader)?;
-        if header.alg != ALGORITHM {
+        if header.alg != self.policy.algorithm.jose() {
             return Err(TokenError::WrongAlgorithm);
         }
         let kid = header.kid.ok_or(TokenError::UnknownKid)?;

@@ -18,6 +18,7 @@ fn policy() -> TokenPolicy {
         ttl: 3600,
         max_lifetime: 86_400,
         leeway: 30,
+        algorithm: TokenAlgorithm::Hs256,
     }
 }
 
@@ -78,7 +79,7 @@ fn issued_token_round_trips_to_the_same_parameters() {
 fn header_names_algorithm_type_and_key_version() {
     let service = service(&[("k1", &SECRET_1)]);
     let header = jsonwebtoken::decode_header(issue(&service)).expect("header");
-    assert_eq!(header.alg, Algorithm::HS256);
+    assert_eq!(header.alg, Algorithm::HS256, "HS256 by default");
     assert_eq!(header.typ.as_deref(), Some("JWT"));
     assert_eq!(header.kid.as_deref(), Some("k1"));
 }
@@ -348,5 +349,37 @@ fn token_of_a_chain_past_its_maximum_lifetime_is_expired() {
     assert_eq!(
         service.verify(token.expose()).unwrap_err(),
         TokenError::Expired
+    );
+}
+
+#[test]
+fn a_configured_hs512_deployment_accepts_only_hs512() {
+    let ring = || KeyRing::from_secrets([("k1", &SECRET_1[..])]).expect("ring");
+    let hs512 = TokenService::new(
+        ring(),
+        TokenPolicy {
+            algorithm: TokenAlgorithm::Hs512,
+            ..policy()
+        },
+    );
+    let token = hs512
+        .issue(&params(), None)
+        .expect("issue")
+        .token
+        .expose()
+        .to_owned();
+    assert_eq!(
+        jsonwebtoken::decode_header(&token).expect("header").alg,
+        Algorithm::HS512
+    );
+    assert!(hs512.verify(&token).is_ok());
+    let hs256 = service(&[("k1", &SECRET_1)]);
+    assert_eq!(
+        hs256.verify(&token).unwrap_err(),
+        TokenError::WrongAlgorithm
+    );
+    assert_eq!(
+        hs512.verify(&issue(&hs256)).unwrap_err(),
+        TokenError::WrongAlgorithm
     );
 }
