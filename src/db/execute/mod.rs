@@ -164,6 +164,32 @@ where
     }
 }
 
+/// Binds the client's parameters, runs the statement and reads its rows within the
+/// row cap and the client-side deadline; returns the outcome and the time it took.
+async fn run_statement<DB>(
+    conn: &mut DB::Connection,
+    request: &ExecRequest,
+    persistent: bool,
+) -> (Result<Collected<DB::Row>, StreamStop>, Duration)
+where
+    DB: sqlx::Database + sqlx::database::HasStatementCache,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    for<'q> bool: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> f64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> sqlx::types::Json<Value>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    let started = Instant::now();
+    let sql = sqlx::AssertSqlSafe(request.sql.clone());
+    let query = bind::all(sqlx::query::<DB>(sql), &request.params).persistent(persistent);
+    let deadline = client_deadline(started, request.timeout);
+    let outcome = collect(query.fetch(&mut *conn), request.max_rows, deadline).await;
+    (outcome, started.elapsed())
+}
+
 /// The client-side deadline: the engine's own limit plus a grace period, so the
 /// engine normally cancels first and reports it.
 fn client_deadline(started: Instant, timeout: Duration) -> Instant {

@@ -1,14 +1,11 @@
 //! MySQL / MariaDB: a read-only session and transaction with the engine's statement
 //! time limit; the connection is closed afterwards (see the module docs).
 
-use std::time::Instant;
-
 use sqlx::AssertSqlSafe;
 use sqlx::mysql::MySqlPool;
 
 use super::{
-    Column, ExecRequest, QueryOutput, StreamStop, client_deadline, collect, finish, result_columns,
-    timeout_ms,
+    Column, ExecRequest, QueryOutput, StreamStop, finish, result_columns, run_statement, timeout_ms,
 };
 use crate::db::params::Engine;
 use crate::db::sql_error::{self, SqlError};
@@ -102,15 +99,7 @@ pub(super) async fn execute(
         .await
         .map_err(|e| classify(&e))?;
 
-    let started = Instant::now();
-    let query = super::bind::all(
-        sqlx::query(AssertSqlSafe(request.sql.clone())),
-        &request.params,
-    )
-    .persistent(false);
-    let deadline = client_deadline(started, request.timeout);
-    let outcome = collect(query.fetch(&mut *conn), request.max_rows, deadline).await;
-    let elapsed = started.elapsed();
+    let (outcome, elapsed) = run_statement::<sqlx::MySql>(&mut conn, request, false).await;
     let collected = match outcome {
         Ok(collected) => collected,
         Err(StreamStop::Deadline) => return Err(SqlError::timeout()),

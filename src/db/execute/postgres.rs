@@ -1,13 +1,11 @@
 //! PostgreSQL: one statement in a `READ ONLY` transaction with `statement_timeout`.
 
-use std::time::Instant;
-
 use sqlx::AssertSqlSafe;
 use sqlx::postgres::PgPool;
 
 use super::{
-    ExecRequest, QueryOutput, StreamStop, client_deadline, collect, column_of, finish,
-    result_columns, timeout_ms,
+    ExecRequest, QueryOutput, StreamStop, column_of, finish, result_columns, run_statement,
+    timeout_ms,
 };
 use crate::db::params::Engine;
 use crate::db::sql_error::{self, SqlError};
@@ -28,16 +26,9 @@ pub(super) async fn execute(pool: &PgPool, request: &ExecRequest) -> Result<Quer
         .await
         .map_err(|e| classify(&e))?;
 
-    let started = Instant::now();
     // Prepared as a named, cached statement: sqlx looks up unknown types (enums,
     // domains) between parsing and executing, which would replace an unnamed one.
-    let query = super::bind::all(
-        sqlx::query(AssertSqlSafe(request.sql.clone())),
-        &request.params,
-    );
-    let deadline = client_deadline(started, request.timeout);
-    let outcome = collect(query.fetch(&mut *conn), request.max_rows, deadline).await;
-    let elapsed = started.elapsed();
+    let (outcome, elapsed) = run_statement::<sqlx::Postgres>(&mut conn, request, true).await;
     let collected = match outcome {
         Ok(collected) => collected,
         Err(StreamStop::Deadline) => {

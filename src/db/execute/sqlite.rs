@@ -8,8 +8,7 @@ use sqlx::{AssertSqlSafe, Row};
 
 use super::sql_text::{self, Dialect};
 use super::{
-    Column, ExecRequest, QueryOutput, StreamStop, client_deadline, collect, column_of, finish,
-    result_columns,
+    Column, ExecRequest, QueryOutput, StreamStop, column_of, finish, result_columns, run_statement,
 };
 use crate::db::params::Engine;
 use crate::db::sql_error::{self, SqlError};
@@ -90,14 +89,7 @@ pub(super) async fn execute(
         .map_err(|e| classify(&e))?
         .set_progress_handler(PROGRESS_OPS, move || Instant::now() < engine_deadline);
 
-    let query = super::bind::all(
-        sqlx::query(AssertSqlSafe(request.sql.clone())),
-        &request.params,
-    )
-    .persistent(false);
-    let deadline = client_deadline(started, request.timeout);
-    let outcome = collect(query.fetch(&mut *conn), request.max_rows, deadline).await;
-    let elapsed = started.elapsed();
+    let (outcome, elapsed) = run_statement::<sqlx::Sqlite>(&mut conn, request, false).await;
     let collected = match outcome {
         Ok(collected) => collected,
         Err(StreamStop::Deadline) => return Err(SqlError::timeout()),
