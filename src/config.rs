@@ -135,7 +135,8 @@ pub struct Config {
     #[arg(long, env = "DB_ALLOWED_HOSTS", value_delimiter = ',')]
     pub db_allowed_hosts: Vec<String>,
     /// Comma-separated CIDR networks clients may never reach (checked on every
-    /// resolved address), e.g. `169.254.0.0/16,10.0.0.0/8`.
+    /// resolved address), e.g. `169.254.0.0/16,10.0.0.0/8`. Unset in production:
+    /// loopback, 0.0.0.0/8, link-local and their IPv6 twins.
     #[arg(long, env = "DB_DENIED_NETWORKS", value_delimiter = ',')]
     pub db_denied_networks: Vec<ipnet::IpNet>,
     /// Connection pools kept in memory at most (one per distinct connection).

@@ -56,9 +56,26 @@ impl NetGuard {
         }
     }
 
-    /// Resolves `host` and checks every address; fails with `HostNotFound`,
-    /// `Timeout` or `HostForbidden`.
-    pub async fn check(&self, host: &str, port: u16, timeout: Duration) -> Result<(), DbError> {
+    /// Networks denied when a production deployment lists none: loopback, "this
+    /// host", link-local (cloud metadata endpoints live there).
+    pub fn production_default_denied() -> Vec<IpNet> {
+        [
+            "127.0.0.0/8",
+            "0.0.0.0/8",
+            "169.254.0.0/16",
+            "::1/128",
+            "::/128",
+            "fe80::/10",
+        ]
+        .iter()
+        .filter_map(|n| n.parse().ok())
+        .collect()
+    }
+
+    /// Resolves `host` and checks every address; returns the address to connect
+    /// to (so that a second resolution cannot land elsewhere), or fails with
+    /// `HostNotFound`, `Timeout` or `HostForbidden`.
+    pub async fn check(&self, host: &str, port: u16, timeout: Duration) -> Result<IpAddr, DbError> {
         let addresses: Vec<IpAddr> = match host.parse::<IpAddr>() {
             Ok(address) => vec![address],
             Err(_) => tokio::time::timeout(timeout, tokio::net::lookup_host((host, port)))
@@ -71,7 +88,15 @@ impl NetGuard {
         if addresses.is_empty() {
             return Err(DbError::HostNotFound);
         }
-        let addresses: Vec<IpAddr> = addresses.into_iter().map(|a| a.to_canonical()).collect();
+        // An unspecified address (0.0.0.0, ::) reaches this very host.
+        let addresses: Vec<IpAddr> = addresses
+            .into_iter()
+            .map(|a| match a.to_canonical() {
+                IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+                IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+                other => other,
+            })
+            .collect();
         if addresses
             .iter()
             .any(|a| self.denied.iter().any(|n| n.contains(a)))
@@ -79,7 +104,7 @@ impl NetGuard {
             return Err(DbError::HostForbidden);
         }
         if self.allowed.is_empty() || self.allows(host, &addresses) {
-            Ok(())
+            Ok(addresses[0])
         } else {
             Err(DbError::HostForbidden)
         }
@@ -126,6 +151,10 @@ mod tests {
         ));
         assert!(matches!(
             guard.check("::ffff:127.0.0.1", 1, T).await,
+            Err(DbError::HostForbidden)
+        ));
+        assert!(matches!(
+            guard.check("0.0.0.0", 1, T).await,
             Err(DbError::HostForbidden)
         ));
         assert!(matches!(

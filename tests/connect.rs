@@ -197,3 +197,27 @@ async fn sqlite_paths_uris_and_memory_are_validation_failures() {
         assert_eq!(answer["details"]["field"], "database", "{database}");
     }
 }
+
+#[tokio::test]
+async fn production_denies_loopback_and_link_local_unless_configured() {
+    let app = TestApp::spawn_with(|config| {
+        config.environment = querygate::config::Environment::Production;
+    })
+    .await;
+    for host in ["127.0.0.1", "localhost", "0.0.0.0", "169.254.169.254"] {
+        let mut body = pg_body("test");
+        body["host"] = json!(host);
+        let (status, answer) = read(app.connect(&body).await).await;
+        assert_error(status, &answer, 403, "db_host_forbidden");
+    }
+    let configured = TestApp::spawn_with(|config| {
+        config.environment = querygate::config::Environment::Production;
+        config.db_denied_networks = vec!["169.254.0.0/16".parse().expect("net")];
+    })
+    .await;
+    let (status, answer) = read(configured.connect(&pg_body("test")).await).await;
+    assert_eq!(
+        status, 200,
+        "an explicit list replaces the default: {answer}"
+    );
+}

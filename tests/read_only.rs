@@ -192,7 +192,7 @@ async fn postgres_session_leftovers_do_not_outlive_the_request() {
 }
 
 #[tokio::test]
-async fn plan_check_refuses_writes_the_lexical_check_would_miss() {
+async fn validate_refuses_statements_that_would_write() {
     pg_fixture("postgres_readonly.sql").await;
     mysql_fixture("mysql_readonly.sql").await;
     let app = TestApp::spawn().await;
@@ -228,5 +228,40 @@ async fn plan_check_refuses_writes_the_lexical_check_would_miss() {
             },
         )
         .await;
+    }
+}
+
+#[tokio::test]
+async fn sqlite_refuses_pragmas_and_nul_bytes_and_keeps_working() {
+    let app = TestApp::spawn().await;
+    let token = app.token_for(&sqlite_body("demo")).await;
+    for sql in [
+        "PRAGMA hard_heap_limit = 1",
+        "EXPLAIN PRAGMA soft_heap_limit = 1",
+        "explain query plan pragma temp_store_directory = '/tmp'",
+    ] {
+        assert_refused(&app, &token, sql, READ_ONLY).await;
+    }
+    let started = std::time::Instant::now();
+    let (status, body) = app.sql(&token, "SELECT 1\u{0}").await;
+    assert_error(status, &body, 400, "sql_syntax_error");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let (status, body) = app
+        .sql(
+            &token,
+            "SELECT count(*) AS n FROM pragma_table_info('customers')",
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["data"][0]["n"].as_i64().unwrap_or_default() > 5);
+}
+
+#[tokio::test]
+async fn nul_bytes_are_refused_on_every_engine() {
+    let app = TestApp::spawn().await;
+    for connect in [pg_body("test"), mysql_body("test")] {
+        let token = app.token_for(&connect).await;
+        let (status, body) = app.sql(&token, "SELECT 1\u{0}").await;
+        assert_error(status, &body, 400, "sql_syntax_error");
     }
 }

@@ -170,6 +170,17 @@ async fn mysql_values_keep_their_meaning() {
             assert_eq!(value, &Value::Null, "{column}");
         }
     }
+    let (zero, _) = one_row(
+        &app,
+        &token,
+        json!({"sql": "SELECT dt, dtt FROM types WHERE row_id = 3"}),
+    )
+    .await;
+    assert_eq!(
+        zero,
+        json!({"dt": null, "dtt": null}),
+        "zero dates are no dates"
+    );
     let body = json!({"sql": "SELECT bi, ubi FROM types WHERE row_id = 1", "bigintAsString": true});
     let (row, _) = one_row(&app, &token, body).await;
     assert_eq!(row["bi"], "9007199254740993");

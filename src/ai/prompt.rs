@@ -34,6 +34,7 @@ pub fn messages(engine: Engine, schema: &str, question: &str) -> Vec<Message> {
 
 /// The conversation for a second try after the database refused `sql`.
 pub fn retry(mut messages: Vec<Message>, sql: &str, database_error: &str) -> Vec<Message> {
+    let database_error = without_accounts(database_error);
     messages.push(Message::new("assistant", sql));
     messages.push(Message::new(
         "user",
@@ -43,6 +44,24 @@ pub fn retry(mut messages: Vec<Message>, sql: &str, database_error: &str) -> Vec
         ),
     ));
     messages
+}
+
+/// A database message without account names: MySQL writes `'user'@'host'` into
+/// permission errors, and the model never learns who connects from where.
+fn without_accounts(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find("'@'") {
+        let start = rest[..at].rfind('\'').unwrap_or(at);
+        let end = rest[at + 3..]
+            .find('\'')
+            .map_or(rest.len(), |e| at + 3 + e + 1);
+        out.push_str(&rest[..start]);
+        out.push_str("'…'@'…'");
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The schema as compact text, at most `budget` characters, the tables the
@@ -248,6 +267,18 @@ mod tests {
         assert!(text.starts_with("payments("), "{text}");
         assert!(text.len() < 260);
         assert!(text.contains("more tables not shown"));
+    }
+
+    #[test]
+    fn retries_never_tell_the_model_who_connects_from_where() {
+        let error = "SELECT command denied to user 'qg_secret'@'10.1.2.3' for table 'orders'";
+        let messages = retry(Vec::new(), "SELECT 1", error);
+        let text = &messages[1].content;
+        assert!(
+            !text.contains("qg_secret") && !text.contains("10.1.2.3"),
+            "{text}"
+        );
+        assert!(text.contains("for table 'orders'"));
     }
 
     #[test]

@@ -106,8 +106,8 @@ pub async fn open(
     let timeout = settings.connect_timeout;
     match params.engine {
         Engine::Postgresql => {
-            guard.check(&params.host, params.port, timeout).await?;
-            let options = pg_options(params);
+            let address = guard.check(&params.host, params.port, timeout).await?;
+            let options = pg_options(params, &connect_host(params, address));
             let version =
                 probe::<PgConnection>(Engine::Postgresql, &options, PG_VERSION, timeout).await?;
             let pool = PgPoolOptions::new()
@@ -122,8 +122,8 @@ pub async fn open(
             })
         }
         Engine::Mysql => {
-            guard.check(&params.host, params.port, timeout).await?;
-            let options = mysql_options(params);
+            let address = guard.check(&params.host, params.port, timeout).await?;
+            let options = mysql_options(params, &connect_host(params, address));
             let version =
                 probe::<MySqlConnection>(Engine::Mysql, &options, MYSQL_VERSION, timeout).await?;
             let pool = MySqlPoolOptions::new()
@@ -190,11 +190,23 @@ where
     Ok(display_version(engine, &raw))
 }
 
-fn pg_options(params: &ConnParams) -> PgConnectOptions {
+/// Where to connect: the address the host policy checked, so that resolving the
+/// name again (for each pooled connection) cannot reach another host; the name
+/// itself only where TLS must verify it.
+fn connect_host(params: &ConnParams, checked: std::net::IpAddr) -> String {
+    match params.ssl {
+        SslMode::VerifyFull => params.host.clone(),
+        SslMode::Disable | SslMode::Prefer | SslMode::Require | SslMode::VerifyCa => {
+            checked.to_string()
+        }
+    }
+}
+
+fn pg_options(params: &ConnParams, host: &str) -> PgConnectOptions {
     // `new_without_pgpass` keeps the server's own ~/.pgpass away from client
     // connections; every field that matters is then set explicitly.
     PgConnectOptions::new_without_pgpass()
-        .host(&params.host)
+        .host(host)
         .port(params.port)
         .username(&params.username)
         .password(params.password.expose())
@@ -209,9 +221,9 @@ fn pg_options(params: &ConnParams) -> PgConnectOptions {
         .application_name("querygate")
 }
 
-fn mysql_options(params: &ConnParams) -> MySqlConnectOptions {
+fn mysql_options(params: &ConnParams, host: &str) -> MySqlConnectOptions {
     let options = MySqlConnectOptions::new()
-        .host(&params.host)
+        .host(host)
         .port(params.port)
         .username(&params.username);
     // sqlx scrambles `Some("")` into a non-empty auth response, which servers refuse

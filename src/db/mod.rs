@@ -156,7 +156,10 @@ impl Databases {
             execute::execute(&entry.pool, &entry.server_version, &request).await
         })
         .await;
-        if matches!(result, Err(SqlError::Connection(_))) {
+        if matches!(
+            result,
+            Err(SqlError::Connection(DbError::ConnectionRefused))
+        ) {
             self.pools.evict(params).await;
         }
         result
@@ -175,7 +178,10 @@ impl Databases {
             execute::validate(&entry.pool, &entry.server_version, &sql, timeout).await
         })
         .await;
-        if matches!(result, Err(SqlError::Connection(_))) {
+        if matches!(
+            result,
+            Err(SqlError::Connection(DbError::ConnectionRefused))
+        ) {
             self.pools.evict(params).await;
         }
         result
@@ -206,7 +212,7 @@ impl Databases {
                 Ok(tables)
             }
             Err(error) => {
-                if matches!(error, SqlError::Connection(_)) {
+                if matches!(error, SqlError::Connection(DbError::ConnectionRefused)) {
                     self.pools.evict(params).await;
                 }
                 Err(error)

@@ -301,9 +301,14 @@ pub mod postgres {
 
     /// PostgreSQL's binary array format, any dimension; elements of the common
     /// scalar types are decoded, others shown as text.
-    fn array(data: &[u8]) -> Option<Value> {
+    pub(super) fn array(data: &[u8]) -> Option<Value> {
         let mut reader = Reader(data);
         let dimensions = usize::try_from(reader.i32()?).ok()?;
+        // PostgreSQL allows at most 6; anything else is not an array we understand,
+        // and must not size an allocation or a recursion.
+        if dimensions > 6 {
+            return None;
+        }
         let _has_nulls = reader.i32()?;
         let element = reader.u32()?;
         let mut lengths = Vec::with_capacity(dimensions);
@@ -319,7 +324,9 @@ pub mod postgres {
 
     fn nest(reader: &mut Reader<'_>, lengths: &[usize], element: u32) -> Option<Value> {
         let (&length, inner) = lengths.split_first()?;
-        let mut items = Vec::with_capacity(length.min(1 << 16));
+        // Every element takes at least its 4-byte length: never reserve more than
+        // the data can hold.
+        let mut items = Vec::with_capacity(length.min(reader.0.len() / 4));
         for _ in 0..length {
             items.push(if inner.is_empty() {
                 scalar(reader, element)?
@@ -407,10 +414,11 @@ pub mod mysql {
             "DECIMAL" => get(row, i, |v: sqlx::types::BigDecimal| {
                 json!(v.to_plain_string())
             }),
-            "DATE" => get(row, i, date),
+            // MySQL's zero dates ('0000-00-00') are no date at all: null.
+            "DATE" => get(row, i, date).or(Some(Value::Null)),
             "TIME" => get(row, i, |v: MySqlTime| json!(v.to_string())),
-            "DATETIME" => get(row, i, local_timestamp),
-            "TIMESTAMP" => get(row, i, utc_timestamp),
+            "DATETIME" => get(row, i, local_timestamp).or(Some(Value::Null)),
+            "TIMESTAMP" => get(row, i, utc_timestamp).or(Some(Value::Null)),
             "JSON" => get(row, i, |v: Value| v),
             "BIT" => get(row, i, |v: Vec<u8>| {
                 json!(v.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
@@ -486,6 +494,20 @@ mod tests {
         assert_eq!(
             postgres::numeric(&words(&[0, 0, 0, 2])).as_deref(),
             Some("0.00")
+        );
+    }
+
+    #[test]
+    fn hostile_array_headers_neither_allocate_nor_recurse_beyond_the_data() {
+        let words = |w: &[i32]| w.iter().flat_map(|w| w.to_be_bytes()).collect::<Vec<u8>>();
+        // 2^31-1 dimensions.
+        assert_eq!(postgres::array(&words(&[i32::MAX, 0, 25])), None);
+        // One dimension claiming 2^31-1 elements with none present.
+        assert_eq!(postgres::array(&words(&[1, 0, 23, i32::MAX, 1])), None);
+        // A real one: {7}.
+        assert_eq!(
+            postgres::array(&words(&[1, 0, 23, 1, 1, 4, 7])),
+            Some(json!([7]))
         );
     }
 

@@ -28,7 +28,9 @@ pub const DEV_KID: &str = "dev";
 pub const MIN_SECRET_BYTES: usize = 32;
 
 const HKDF_SALT: &[u8] = b"querygate key derivation v1";
-const LABEL_SIGN: &[u8] = b"querygate/jwt-hs256";
+/// One signing key for every HMAC variant, 64 bytes: at least the hash size of
+/// HS512 (RFC 7518 §3.2), and within SHA-256's block for HS256.
+const LABEL_SIGN: &[u8] = b"querygate/jwt-hmac";
 const LABEL_SEAL: &[u8] = b"querygate/cx-aes-256-gcm";
 const LABEL_FINGERPRINT: &[u8] = b"querygate/connection-fingerprint";
 
@@ -106,7 +108,9 @@ impl KeyVersion {
                 .map(|()| okm)
                 .map_err(|_| KeyError::WeakSecret(kid.to_owned()))
         };
-        let sign = expand(LABEL_SIGN)?;
+        let mut sign = Zeroizing::new([0u8; 64]);
+        hkdf.expand(LABEL_SIGN, sign.as_mut_slice())
+            .map_err(|_| KeyError::WeakSecret(kid.to_owned()))?;
         let seal = expand(LABEL_SEAL)?;
         let fingerprint = expand(LABEL_FINGERPRINT)?;
         Ok(Self {

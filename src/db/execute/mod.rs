@@ -87,6 +87,7 @@ pub async fn execute(
     server_version: &str,
     request: &ExecRequest,
 ) -> Result<QueryOutput, SqlError> {
+    refuse_nul(&request.sql)?;
     match pool {
         DbPool::Postgres(pool) => postgres::execute(pool, request).await,
         DbPool::Mysql(pool) => {
@@ -107,6 +108,19 @@ pub async fn validate(
     sql: &str,
     timeout: Duration,
 ) -> Result<(), SqlError> {
+    refuse_nul(sql)?;
+    // Only queries can be explained. SHOW, DESCRIBE and EXPLAIN itself write
+    // nothing; any other kind of statement is not a query at all.
+    match sql_text::first_word(sql).as_str() {
+        "SELECT" | "WITH" | "VALUES" | "TABLE" => {}
+        "SHOW" | "DESCRIBE" | "DESC" | "EXPLAIN" => return Ok(()),
+        other => {
+            return Err(SqlError::refused(
+                crate::error::ErrorCode::SqlReadOnlyViolation,
+                format!("{other} is not a query"),
+            ));
+        }
+    }
     match pool {
         DbPool::Postgres(pool) => postgres::validate(pool, sql, timeout).await,
         DbPool::Mysql(pool) => {
@@ -114,6 +128,18 @@ pub async fn validate(
         }
         DbPool::Sqlite(pool) => sqlite::validate(pool, sql, timeout).await,
     }
+}
+
+/// A NUL character ends the text for SQLite's parser while the rest is still
+/// there (sqlx then loops on it forever) and is never valid SQL elsewhere.
+fn refuse_nul(sql: &str) -> Result<(), SqlError> {
+    if sql.contains('\0') {
+        return Err(SqlError::refused(
+            crate::error::ErrorCode::SqlSyntaxError,
+            "the statement contains a NUL character",
+        ));
+    }
+    Ok(())
 }
 
 /// Rows read from a stream, and why reading stopped.

@@ -61,6 +61,26 @@ pub fn statement_count(sql: &str, dialect: Dialect) -> usize {
     split(sql, dialect).len()
 }
 
+/// Up to `n` leading words of a statement (comments skipped), upper-cased.
+pub fn leading_words(statement: &str, n: usize) -> Vec<String> {
+    let mut words = Vec::with_capacity(n);
+    let mut rest = statement;
+    while words.len() < n {
+        let word = first_word(rest);
+        if word.is_empty() {
+            break;
+        }
+        // Skip past this word (and the comments before it) for the next one.
+        let upper = rest.to_ascii_uppercase();
+        let at = upper
+            .find(word.as_str())
+            .map_or(rest.len(), |i| i + word.len());
+        rest = &rest[at..];
+        words.push(word);
+    }
+    words
+}
+
 /// The first word of a statement, after comments, upper-cased.
 pub fn first_word(statement: &str) -> String {
     let mut rest = statement.trim_start();
@@ -157,6 +177,15 @@ mod tests {
         );
         assert_eq!(first_word("select 1"), "SELECT");
         assert_eq!(first_word("-- only a comment"), "");
+    }
+
+    #[test]
+    fn leading_words_skip_comments() {
+        assert_eq!(
+            leading_words("explain /* x */ query plan pragma foo", 4),
+            ["EXPLAIN", "QUERY", "PLAN", "PRAGMA"]
+        );
+        assert_eq!(leading_words("select", 3), ["SELECT"]);
     }
 
     #[test]

@@ -28,17 +28,30 @@ fn lexical_check(sql: &str) -> Result<(), SqlError> {
             format!("found {} statements", statements.len()),
         ));
     }
-    let first = statements
+    // The statement's own kind, behind any EXPLAIN [QUERY PLAN]: pragmas take
+    // effect when prepared, so explaining one is running it.
+    let words = statements
         .first()
-        .map(|s| sql_text::first_word(s))
+        .map(|s| sql_text::leading_words(s, 4))
         .unwrap_or_default();
-    if matches!(first.as_str(), "ATTACH" | "DETACH" | "VACUUM") {
-        return Err(SqlError::refused(
+    let kind = words
+        .iter()
+        .find(|w| !matches!(w.as_str(), "EXPLAIN" | "QUERY" | "PLAN"))
+        .map_or("", String::as_str);
+    match kind {
+        "ATTACH" | "DETACH" | "VACUUM" => Err(SqlError::refused(
             ErrorCode::SqlReadOnlyViolation,
-            format!("{first} can create or open files on the server"),
-        ));
+            format!("{kind} can create or open files on the server"),
+        )),
+        // Some pragmas change the whole process (heap limits, the temporary
+        // directory), beyond this connection; reads use the pragma_*() functions.
+        "PRAGMA" => Err(SqlError::refused(
+            ErrorCode::SqlReadOnlyViolation,
+            "PRAGMA statements are not allowed; read pragmas with the pragma_*() table functions, \
+             e.g. SELECT * FROM pragma_table_info('t')",
+        )),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 pub(super) async fn validate(
