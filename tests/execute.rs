@@ -287,3 +287,42 @@ async fn database_errors_carry_the_engine_code_and_position() {
         "no connection parameters in errors"
     );
 }
+
+#[tokio::test]
+async fn mariadb_statement_that_lifts_its_own_limit_is_killed_at_the_deadline() {
+    let app = TestApp::spawn().await;
+    let token = app.token_for(&mysql_body("test")).await;
+    let started = Instant::now();
+    let sql =
+        "SET STATEMENT max_statement_time = 0 FOR SELECT SLEEP(30) AS s, 'qg-kill-marker' AS m";
+    let (status, answer) = read(
+        app.execute(&token, &json!({"sql": sql, "timeoutMs": 300}))
+            .await,
+    )
+    .await;
+    assert_error(status, &answer, 408, "sql_timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered promptly"
+    );
+    let running = "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE '%qg-kill-marker%' AND ID <> CONNECTION_ID()";
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while mysql_admin_scalar(running).await > 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the statement was killed on the server");
+}
+
+#[tokio::test]
+async fn results_stop_at_the_byte_budget_and_say_truncated() {
+    let app = TestApp::spawn_with(|config| config.max_result_bytes = 64 * 1024).await;
+    let token = app.token_for(&pg_body("test")).await;
+    let body = json!({"sql": "SELECT g, repeat('x', 10000) AS pad FROM generate_series(1, 100) g", "maxRows": 100});
+    let (status, answer) = read(app.execute(&token, &body).await).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["truncated"], true);
+    let rows = answer["rowCount"].as_u64().expect("count");
+    assert!((1..10).contains(&rows), "{rows} rows of 10 kB within 64 kB");
+}

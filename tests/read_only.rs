@@ -265,3 +265,26 @@ async fn nul_bytes_are_refused_on_every_engine() {
         assert_error(status, &body, 400, "sql_syntax_error");
     }
 }
+
+#[tokio::test]
+async fn postgres_connections_are_reused_and_deallocate_all_breaks_no_later_request() {
+    let app = TestApp::spawn_with(|config| config.pool_max_connections = 1).await;
+    let token = app.token_for(&pg_body("test")).await;
+    let mut pids = Vec::new();
+    for _ in 0..3 {
+        let (status, body) = app.sql(&token, "SELECT pg_backend_pid() AS pid").await;
+        assert_eq!(status, 200, "{body}");
+        pids.push(body["data"][0]["pid"].clone());
+    }
+    assert!(
+        pids.windows(2).all(|w| w[0] == w[1]),
+        "an ordinary statement closed its connection: {pids:?}"
+    );
+    let (status, body) = app.sql(&token, "DEALLOCATE ALL").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app.sql(&token, "SELECT pg_backend_pid() AS pid").await;
+    assert_eq!(
+        status, 200,
+        "the statement cached before DEALLOCATE still works: {body}"
+    );
+}

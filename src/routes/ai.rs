@@ -108,6 +108,8 @@ pub async fn generate(
                     .unwrap_or(usize::MAX),
                 timeout,
                 bigint_as_string: false,
+                max_result_bytes: usize::try_from(state.config.max_result_bytes)
+                    .unwrap_or(usize::MAX),
             };
             state.db.execute(params, &request).await.map(Some)
         } else {

@@ -72,6 +72,7 @@ impl ExecuteRequest {
             max_rows: usize::try_from(max_rows).unwrap_or(usize::MAX),
             timeout: std::time::Duration::from_millis(timeout_ms),
             bigint_as_string: self.bigint_as_string,
+            max_result_bytes: usize::try_from(config.max_result_bytes).unwrap_or(usize::MAX),
         })
     }
 }

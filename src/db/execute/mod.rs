@@ -57,6 +57,9 @@ pub struct ExecRequest {
     pub timeout: Duration,
     /// 64-bit integer columns as strings.
     pub bigint_as_string: bool,
+    /// Approximate size of the rows' JSON at most; rows past it are left out and
+    /// the result marked truncated.
+    pub max_result_bytes: usize,
 }
 
 /// One result column.
@@ -216,6 +219,13 @@ where
     (outcome, started.elapsed())
 }
 
+/// The limit on everything one statement's work may take, setup and cleanup
+/// included: a database that goes silent mid-request must not hold a request (and
+/// a pooled connection) until TCP gives up.
+fn overall_limit(timeout: Duration) -> Duration {
+    timeout + Duration::from_secs(5)
+}
+
 /// The client-side deadline: the engine's own limit plus a grace period, so the
 /// engine normally cancels first and reports it.
 fn client_deadline(started: Instant, timeout: Duration) -> Instant {
@@ -260,14 +270,22 @@ fn finish<R>(
     collected: &Collected<R>,
     columns: Vec<Column>,
     elapsed: Duration,
+    max_bytes: usize,
     convert: impl Fn(&R, &[String]) -> Vec<Value>,
 ) -> QueryOutput {
     let types: Vec<String> = columns.iter().map(|c| c.type_name.clone()).collect();
-    let rows = collected
-        .rows
-        .iter()
-        .map(|row| convert(row, &types))
-        .collect();
+    let mut rows = Vec::with_capacity(collected.rows.len());
+    let mut bytes = 0;
+    let mut over_budget = false;
+    for row in &collected.rows {
+        let values = convert(row, &types);
+        bytes += values.iter().map(json_size).sum::<usize>();
+        if bytes > max_bytes {
+            over_budget = true;
+            break;
+        }
+        rows.push(values);
+    }
     QueryOutput {
         columns: columns
             .into_iter()
@@ -277,8 +295,24 @@ fn finish<R>(
             })
             .collect(),
         rows,
-        truncated: collected.truncated,
+        truncated: collected.truncated || over_budget,
         elapsed,
+    }
+}
+
+/// About the size of a value's JSON text, without writing it.
+fn json_size(value: &Value) -> usize {
+    match value {
+        Value::Null | Value::Bool(_) => 5,
+        Value::Number(_) => 20,
+        Value::String(s) => s.len() + 2,
+        Value::Array(items) => 2 + items.iter().map(|v| json_size(v) + 1).sum::<usize>(),
+        Value::Object(map) => {
+            2 + map
+                .iter()
+                .map(|(k, v)| k.len() + 4 + json_size(v))
+                .sum::<usize>()
+        }
     }
 }
 

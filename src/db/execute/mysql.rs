@@ -67,6 +67,24 @@ pub(super) async fn validate(
     Ok(())
 }
 
+/// `KILL QUERY` for the statement running on connection `id`, bounded in time;
+/// a failure leaves nothing worse than before.
+async fn kill_query(pool: &MySqlPool, id: u64) {
+    let kill = async {
+        let mut other = pool.acquire().await?;
+        other.close_on_drop();
+        sqlx::raw_sql(AssertSqlSafe(format!("KILL QUERY {id}")))
+            .execute(&mut *other)
+            .await
+    };
+    if let Err(error) = tokio::time::timeout(std::time::Duration::from_secs(5), kill)
+        .await
+        .unwrap_or(Err(sqlx::Error::PoolTimedOut))
+    {
+        tracing::warn!(%error, "could not cancel a MySQL statement past its deadline");
+    }
+}
+
 /// A read-only session and transaction with the engine's statement time limit.
 fn session_setup(mariadb: bool, timeout: std::time::Duration) -> String {
     let ms = timeout_ms(timeout);
@@ -91,18 +109,45 @@ pub(super) async fn execute(
 ) -> Result<QueryOutput, SqlError> {
     let classify = |error: &sqlx::Error| sql_error::classify(Engine::Mysql, error, &request.sql);
     let mut conn = pool.acquire().await.map_err(|e| classify(&e))?;
+    let limit = super::overall_limit(request.timeout);
+    let outcome = tokio::time::timeout(limit, run(&mut conn, pool, mariadb, request)).await;
+    outcome.unwrap_or_else(|_| {
+        conn.close_on_drop();
+        Err(SqlError::timeout())
+    })
+}
+
+async fn run(
+    conn: &mut sqlx::pool::PoolConnection<sqlx::MySql>,
+    pool: &MySqlPool,
+    mariadb: bool,
+    request: &ExecRequest,
+) -> Result<QueryOutput, SqlError> {
+    let classify = |error: &sqlx::Error| sql_error::classify(Engine::Mysql, error, &request.sql);
     // Whatever happens below, this connection never serves another request.
     conn.close_on_drop();
-    let setup = session_setup(mariadb, request.timeout);
-    sqlx::raw_sql(AssertSqlSafe(setup))
-        .execute(&mut *conn)
+    let setup = format!(
+        "{}; SELECT CONNECTION_ID()",
+        session_setup(mariadb, request.timeout)
+    );
+    let connection_id = sqlx::raw_sql(AssertSqlSafe(setup))
+        .fetch_optional(&mut **conn)
         .await
-        .map_err(|e| classify(&e))?;
+        .map_err(|e| classify(&e))?
+        .and_then(|row| sqlx::Row::try_get::<u64, _>(&row, 0).ok());
 
-    let (outcome, elapsed) = run_statement::<sqlx::MySql>(&mut conn, request, false).await;
+    let (outcome, elapsed) = run_statement::<sqlx::MySql>(&mut **conn, request, false).await;
     let collected = match outcome {
         Ok(collected) => collected,
-        Err(StreamStop::Deadline) => return Err(SqlError::timeout()),
+        Err(StreamStop::Deadline) => {
+            // The engine's own limit did not stop it (a statement can lift it for
+            // itself with SET STATEMENT … FOR): stop it from another connection,
+            // since closing this one would leave it running on the server.
+            if let Some(id) = connection_id {
+                kill_query(pool, id).await;
+            }
+            return Err(SqlError::timeout());
+        }
         Err(StreamStop::Failed(error)) => return Err(classify(&error)),
     };
 
@@ -111,13 +156,17 @@ pub(super) async fn execute(
     };
     let columns = result_columns(
         collected.rows.first(),
-        &mut *conn,
+        &mut **conn,
         &request.sql,
         mysql_column,
     )
     .await
     .map_err(|e| classify(&e))?;
-    Ok(finish(&collected, columns, elapsed, |row, types| {
-        values::mysql::row(row, types, render)
-    }))
+    Ok(finish(
+        &collected,
+        columns,
+        elapsed,
+        request.max_result_bytes,
+        |row, types| values::mysql::row(row, types, render),
+    ))
 }

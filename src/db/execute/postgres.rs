@@ -15,6 +15,20 @@ pub(super) async fn execute(pool: &PgPool, request: &ExecRequest) -> Result<Quer
     let classify =
         |error: &sqlx::Error| sql_error::classify(Engine::Postgresql, error, &request.sql);
     let mut conn = pool.acquire().await.map_err(|e| classify(&e))?;
+    let limit = super::overall_limit(request.timeout);
+    let outcome = tokio::time::timeout(limit, run(&mut conn, request)).await;
+    outcome.unwrap_or_else(|_| {
+        conn.close_on_drop();
+        Err(SqlError::timeout())
+    })
+}
+
+async fn run(
+    conn: &mut sqlx::pool::PoolConnection<sqlx::Postgres>,
+    request: &ExecRequest,
+) -> Result<QueryOutput, SqlError> {
+    let classify =
+        |error: &sqlx::Error| sql_error::classify(Engine::Postgresql, error, &request.sql);
     // Our own text, with an integer: the transaction is read-only before the client's
     // statement is even parsed, and the server cancels it at the limit.
     let setup = format!(
@@ -22,13 +36,13 @@ pub(super) async fn execute(pool: &PgPool, request: &ExecRequest) -> Result<Quer
         timeout_ms(request.timeout)
     );
     sqlx::raw_sql(AssertSqlSafe(setup))
-        .execute(&mut *conn)
+        .execute(&mut **conn)
         .await
         .map_err(|e| classify(&e))?;
 
     // Prepared as a named, cached statement: sqlx looks up unknown types (enums,
     // domains) between parsing and executing, which would replace an unnamed one.
-    let (outcome, elapsed) = run_statement::<sqlx::Postgres>(&mut conn, request, true).await;
+    let (outcome, elapsed) = run_statement::<sqlx::Postgres>(&mut **conn, request, true).await;
     let collected = match outcome {
         Ok(collected) => collected,
         Err(StreamStop::Deadline) => {
@@ -38,7 +52,7 @@ pub(super) async fn execute(pool: &PgPool, request: &ExecRequest) -> Result<Quer
             return Err(SqlError::timeout());
         }
         Err(StreamStop::Failed(error)) => {
-            rollback(&mut conn).await;
+            rollback(conn).await;
             if is_missing_prepared_statement(&error) {
                 // The client ran DEALLOCATE: this connection's statement cache is stale.
                 conn.close_on_drop();
@@ -49,18 +63,22 @@ pub(super) async fn execute(pool: &PgPool, request: &ExecRequest) -> Result<Quer
     if collected.truncated {
         conn.close_on_drop();
     } else {
-        rollback(&mut conn).await;
+        rollback(conn).await;
     }
 
     let render = Render {
         bigint_as_string: request.bigint_as_string,
     };
-    let columns = result_columns(collected.rows.first(), &mut *conn, &request.sql, column_of)
+    let columns = result_columns(collected.rows.first(), &mut **conn, &request.sql, column_of)
         .await
         .map_err(|e| classify(&e))?;
-    Ok(finish(&collected, columns, elapsed, |row, types| {
-        values::postgres::row(row, types, render)
-    }))
+    Ok(finish(
+        &collected,
+        columns,
+        elapsed,
+        request.max_result_bytes,
+        |row, types| values::postgres::row(row, types, render),
+    ))
 }
 
 pub(super) async fn validate(
@@ -100,18 +118,28 @@ fn is_missing_prepared_statement(error: &sqlx::Error) -> bool {
 }
 
 /// Ends the transaction and removes what a rollback leaves behind: session
-/// advisory locks are released, and a connection on which the client ran `PREPARE`
-/// is closed rather than returned. A connection that cannot even do that is closed.
+/// advisory locks are released; a connection is closed rather than returned when
+/// the client created prepared statements (`PREPARE`) or removed sqlx's own
+/// (`DEALLOCATE`, which would make the next cached statement fail), or when the
+/// cleanup itself fails.
 async fn rollback(conn: &mut sqlx::pool::PoolConnection<sqlx::Postgres>) {
     const CLEANUP: &str = "ROLLBACK; SELECT pg_advisory_unlock_all(), \
-         EXISTS (SELECT 1 FROM pg_prepared_statements WHERE from_sql) AS prepared";
-    let prepared = sqlx::raw_sql(CLEANUP)
+         count(*) FILTER (WHERE from_sql) AS client_prepared, \
+         count(*) FILTER (WHERE NOT from_sql) AS protocol_prepared \
+         FROM pg_prepared_statements";
+    let counts = sqlx::raw_sql(CLEANUP)
         .fetch_optional(&mut **conn)
         .await
         .ok()
         .flatten()
-        .and_then(|row| sqlx::Row::try_get::<bool, _>(&row, "prepared").ok());
-    if prepared != Some(false) {
+        .and_then(|row| {
+            let client = sqlx::Row::try_get::<i64, _>(&row, "client_prepared").ok()?;
+            let protocol = sqlx::Row::try_get::<i64, _>(&row, "protocol_prepared").ok()?;
+            Some((client, protocol))
+        });
+    let cached =
+        i64::try_from(sqlx::Connection::cached_statements_size(&**conn)).unwrap_or(i64::MAX);
+    if counts != Some((0, cached)) {
         conn.close_on_drop();
     }
 }

@@ -92,6 +92,19 @@ pub(super) async fn execute(
     lexical_check(&request.sql)?;
     let classify = |error: &sqlx::Error| sql_error::classify(Engine::Sqlite, error, &request.sql);
     let mut conn = pool.acquire().await.map_err(|e| classify(&e))?;
+    let limit = super::overall_limit(request.timeout);
+    let outcome = tokio::time::timeout(limit, run(&mut conn, request)).await;
+    outcome.unwrap_or_else(|_| {
+        conn.close_on_drop();
+        Err(SqlError::timeout())
+    })
+}
+
+async fn run(
+    conn: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>,
+    request: &ExecRequest,
+) -> Result<QueryOutput, SqlError> {
+    let classify = |error: &sqlx::Error| sql_error::classify(Engine::Sqlite, error, &request.sql);
     // Temporary tables and pragmas a statement leaves behind must not reach the
     // next request: this connection is closed after use.
     conn.close_on_drop();
@@ -102,14 +115,14 @@ pub(super) async fn execute(
         .map_err(|e| classify(&e))?
         .set_progress_handler(PROGRESS_OPS, move || Instant::now() < engine_deadline);
 
-    let (outcome, elapsed) = run_statement::<sqlx::Sqlite>(&mut conn, request, false).await;
+    let (outcome, elapsed) = run_statement::<sqlx::Sqlite>(&mut **conn, request, false).await;
     let collected = match outcome {
         Ok(collected) => collected,
         Err(StreamStop::Deadline) => return Err(SqlError::timeout()),
         Err(StreamStop::Failed(error)) => return Err(classify(&error)),
     };
 
-    let columns = result_columns(collected.rows.first(), &mut *conn, &request.sql, column_of)
+    let columns = result_columns(collected.rows.first(), &mut **conn, &request.sql, column_of)
         .await
         .map_err(|e| classify(&e))?;
     // An expression column has no declared type; its first value's storage class
@@ -135,7 +148,11 @@ pub(super) async fn execute(
     let render = Render {
         bigint_as_string: request.bigint_as_string,
     };
-    Ok(finish(&collected, columns, elapsed, |row, types| {
-        values::sqlite::row(row, types.len(), render)
-    }))
+    Ok(finish(
+        &collected,
+        columns,
+        elapsed,
+        request.max_result_bytes,
+        |row, types| values::sqlite::row(row, types.len(), render),
+    ))
 }
