@@ -11,23 +11,31 @@
 //! - PostgreSQL: a `READ ONLY` transaction with `SET LOCAL statement_timeout`, one
 //!   user statement per transaction (so `SET TRANSACTION READ WRITE` cannot precede
 //!   a write), sent through the extended protocol, which refuses a second
-//!   statement; always rolled back. Connections use no named prepared statements,
-//!   so a user's `DEALLOCATE ALL` breaks nothing.
+//!   statement; always rolled back. The rollback also releases session advisory
+//!   locks, and a connection on which the client ran `PREPARE` or `DEALLOCATE` is
+//!   closed instead of returned (what a rollback does not undo).
 //! - MySQL/MariaDB: the *session* is made read-only (DDL commits implicitly and
 //!   would escape a read-only transaction), then a `READ ONLY` transaction with the
 //!   engine's statement time limit; the statement goes through the binary protocol,
 //!   which refuses a second statement. Because a user's `SET SESSION …`, user
 //!   variables or temporary tables would outlive the request, the connection is
-//!   closed afterwards instead of returned to the pool.
+//!   closed afterwards instead of returned to the pool; a statement still running at
+//!   the deadline is stopped with `KILL QUERY`.
 //! - SQLite: the file is opened read-only with `query_only`; sqlx would run every
 //!   `;`-separated statement, so the text is split by SQLite's lexical rules first
-//!   and a second statement refused; `ATTACH` and `VACUUM` (which can create files
-//!   on the server) are refused; a progress handler interrupts the statement at the
+//!   and a second statement refused; `ATTACH`, `DETACH` and `VACUUM` (which can
+//!   create or open files on the server) and `PRAGMA` (some change the whole
+//!   process) are refused; a progress handler interrupts the statement at the
 //!   deadline; the connection is closed afterwards.
+//! - Everywhere: a NUL character is refused, and the whole work (setup, statement,
+//!   cleanup) is bounded by the statement's limit plus a grace period.
 //!
-//! Rows are read one past the cap and no further; a connection whose result was not
-//! read to the end is closed rather than returned (the next user would otherwise
-//! wait while it drains). This module is the only place that wraps client text in
+//! Rows are read one past the cap and no further, and within `MAX_RESULT_BYTES`; a
+//! connection whose result was not read to the end is closed rather than returned
+//! (the next user would otherwise wait while it drains). Read-only holds for this
+//! session: extensions such as dblink, or functions that need superuser rights,
+//! act with the connecting role's privileges, so deployments should connect with
+//! least-privileged roles. This module is the only place that wraps client text in
 //! `AssertSqlSafe`.
 
 mod bind;
