@@ -72,10 +72,15 @@ impl NetGuard {
         .collect()
     }
 
-    /// Resolves `host` and checks every address; returns the address to connect
-    /// to (so that a second resolution cannot land elsewhere), or fails with
-    /// `HostNotFound`, `Timeout` or `HostForbidden`.
-    pub async fn check(&self, host: &str, port: u16, timeout: Duration) -> Result<IpAddr, DbError> {
+    /// Resolves `host` and checks every address; returns the addresses to connect
+    /// to, in the resolver's order (so that a second resolution cannot land
+    /// elsewhere), or fails with `HostNotFound`, `Timeout` or `HostForbidden`.
+    pub async fn check(
+        &self,
+        host: &str,
+        port: u16,
+        timeout: Duration,
+    ) -> Result<Vec<IpAddr>, DbError> {
         let addresses: Vec<IpAddr> = match host.parse::<IpAddr>() {
             Ok(address) => vec![address],
             Err(_) => tokio::time::timeout(timeout, tokio::net::lookup_host((host, port)))
@@ -104,7 +109,7 @@ impl NetGuard {
             return Err(DbError::HostForbidden);
         }
         if self.allowed.is_empty() || self.allows(host, &addresses) {
-            Ok(addresses[0])
+            Ok(addresses)
         } else {
             Err(DbError::HostForbidden)
         }

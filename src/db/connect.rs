@@ -106,10 +106,15 @@ pub async fn open(
     let timeout = settings.connect_timeout;
     match params.engine {
         Engine::Postgresql => {
-            let address = guard.check(&params.host, params.port, timeout).await?;
-            let options = pg_options(params, &connect_host(params, address));
-            let version =
-                probe::<PgConnection>(Engine::Postgresql, &options, PG_VERSION, timeout).await?;
+            let addresses = guard.check(&params.host, params.port, timeout).await?;
+            let (options, version) = first_reachable::<PgConnection>(
+                Engine::Postgresql,
+                &connect_hosts(params, &addresses),
+                |host| pg_options(params, host),
+                PG_VERSION,
+                timeout,
+            )
+            .await?;
             let pool = PgPoolOptions::new()
                 .max_connections(settings.max_connections)
                 .min_connections(0)
@@ -122,10 +127,15 @@ pub async fn open(
             })
         }
         Engine::Mysql => {
-            let address = guard.check(&params.host, params.port, timeout).await?;
-            let options = mysql_options(params, &connect_host(params, address));
-            let version =
-                probe::<MySqlConnection>(Engine::Mysql, &options, MYSQL_VERSION, timeout).await?;
+            let addresses = guard.check(&params.host, params.port, timeout).await?;
+            let (options, version) = first_reachable::<MySqlConnection>(
+                Engine::Mysql,
+                &connect_hosts(params, &addresses),
+                |host| mysql_options(params, host),
+                MYSQL_VERSION,
+                timeout,
+            )
+            .await?;
             let pool = MySqlPoolOptions::new()
                 .max_connections(settings.max_connections)
                 .min_connections(0)
@@ -161,6 +171,36 @@ pub async fn open(
     }
 }
 
+/// The options for the first host that accepts a connection, and its version.
+/// Only a refused connection moves on to the next address (a host name may resolve
+/// to an IPv6 address the server does not listen on); any other failure is the
+/// answer.
+async fn first_reachable<C>(
+    engine: Engine,
+    hosts: &[String],
+    options_for: impl Fn(&str) -> <C as Connection>::Options,
+    version_sql: &'static str,
+    timeout: Duration,
+) -> Result<(<C as Connection>::Options, String), DbError>
+where
+    C: Connection,
+    for<'c> &'c mut C: Executor<'c, Database = C::Database>,
+    String: for<'r> sqlx::Decode<'r, C::Database> + sqlx::Type<C::Database>,
+    for<'q> <C::Database as sqlx::Database>::Arguments: sqlx::IntoArguments<C::Database>,
+    usize: sqlx::ColumnIndex<<C::Database as sqlx::Database>::Row>,
+{
+    let mut last = DbError::HostNotFound;
+    for host in hosts {
+        let options = options_for(host);
+        match probe::<C>(engine, &options, version_sql, timeout).await {
+            Ok(version) => return Ok((options, version)),
+            Err(DbError::ConnectionRefused) => last = DbError::ConnectionRefused,
+            Err(other) => return Err(other),
+        }
+    }
+    Err(last)
+}
+
 /// Opens one connection, reads the version, closes it.
 async fn probe<C>(
     engine: Engine,
@@ -190,14 +230,14 @@ where
     Ok(display_version(engine, &raw))
 }
 
-/// Where to connect: the address the host policy checked, so that resolving the
-/// name again (for each pooled connection) cannot reach another host; the name
-/// itself only where TLS must verify it.
-fn connect_host(params: &ConnParams, checked: std::net::IpAddr) -> String {
+/// Where to connect: the addresses the host policy checked (at most four), so that
+/// resolving the name again (for each pooled connection) cannot reach another
+/// host; the name itself only where TLS must verify it.
+fn connect_hosts(params: &ConnParams, checked: &[std::net::IpAddr]) -> Vec<String> {
     match params.ssl {
-        SslMode::VerifyFull => params.host.clone(),
+        SslMode::VerifyFull => vec![params.host.clone()],
         SslMode::Disable | SslMode::Prefer | SslMode::Require | SslMode::VerifyCa => {
-            checked.to_string()
+            checked.iter().take(4).map(ToString::to_string).collect()
         }
     }
 }
@@ -265,6 +305,32 @@ fn display_version(engine: Engine, raw: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_refused_address_falls_through_to_the_next_one() {
+        // This machine's PostgreSQL listens on 127.0.0.1 only, as the test setup has it.
+        let params = ConnParams {
+            engine: Engine::Postgresql,
+            host: "localhost".into(),
+            port: 5432,
+            username: "postgres".into(),
+            password: crate::secret::Secret::default(),
+            database: "test".into(),
+            ssl: SslMode::Disable,
+        };
+        let hosts = ["::1".to_owned(), "127.0.0.1".to_owned()];
+        let (options, version) = first_reachable::<PgConnection>(
+            Engine::Postgresql,
+            &hosts,
+            |host| pg_options(&params, host),
+            PG_VERSION,
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("the second address answers");
+        assert_eq!(options.get_host(), "127.0.0.1");
+        assert!(version.starts_with("PostgreSQL "));
+    }
 
     #[test]
     fn versions_are_shown_with_the_product_name() {
