@@ -290,7 +290,8 @@ async fn database_errors_carry_the_engine_code_and_position() {
 
 #[tokio::test]
 async fn mariadb_statement_that_lifts_its_own_limit_is_killed_at_the_deadline() {
-    let app = TestApp::spawn().await;
+    // One pooled connection, held by the runaway statement: the kill needs its own.
+    let app = TestApp::spawn_with(|config| config.pool_max_connections = 1).await;
     let token = app.token_for(&mysql_body("test")).await;
     let started = Instant::now();
     let sql =

@@ -55,6 +55,15 @@ impl DbPool {
         }
     }
 
+    /// Connections open now, idle or in use.
+    pub fn size(&self) -> u32 {
+        match self {
+            Self::Postgres(pool) => pool.size(),
+            Self::Mysql(pool) => pool.size(),
+            Self::Sqlite(pool) => pool.size(),
+        }
+    }
+
     /// Asks the server for its version through the pool.
     pub async fn server_version(&self, timeout: Duration) -> Result<String, DbError> {
         let (engine, result) = match self {
@@ -230,14 +239,15 @@ where
     Ok(display_version(engine, &raw))
 }
 
-/// Where to connect: the addresses the host policy checked (at most four), so that
-/// resolving the name again (for each pooled connection) cannot reach another
-/// host; the name itself only where TLS must verify it.
+/// Where to connect. Without TLS: the addresses the host policy checked (at most
+/// four), so that resolving the name again for each pooled connection cannot reach
+/// another host. With TLS: the name, which the handshake needs (SNI routes many
+/// hosted databases; verify-full checks it), at the price of that second lookup.
 fn connect_hosts(params: &ConnParams, checked: &[std::net::IpAddr]) -> Vec<String> {
     match params.ssl {
-        SslMode::VerifyFull => vec![params.host.clone()],
-        SslMode::Disable | SslMode::Prefer | SslMode::Require | SslMode::VerifyCa => {
-            checked.iter().take(4).map(ToString::to_string).collect()
+        SslMode::Disable => checked.iter().take(4).map(ToString::to_string).collect(),
+        SslMode::Prefer | SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
+            vec![params.host.clone()]
         }
     }
 }

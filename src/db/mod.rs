@@ -151,15 +151,14 @@ impl Databases {
         request: &execute::ExecRequest,
     ) -> Result<execute::QueryOutput, SqlError> {
         let (entry, _) = self.pool(params).await?;
-        let request = request.clone();
+        let (task, request) = (entry.clone(), request.clone());
         let result = run_to_completion(async move {
-            execute::execute(&entry.pool, &entry.server_version, &request).await
+            execute::execute(&task.pool, &task.server_version, &request).await
         })
         .await;
-        if matches!(
-            result,
-            Err(SqlError::Connection(DbError::ConnectionRefused))
-        ) {
+        if let Err(SqlError::Connection(error)) = &result
+            && self.gone(&entry, error)
+        {
             self.pools.evict(params).await;
         }
         result
@@ -173,15 +172,14 @@ impl Databases {
         timeout: Duration,
     ) -> Result<(), SqlError> {
         let (entry, _) = self.pool(params).await?;
-        let sql = sql.to_owned();
+        let (task, sql) = (entry.clone(), sql.to_owned());
         let result = run_to_completion(async move {
-            execute::validate(&entry.pool, &entry.server_version, &sql, timeout).await
+            execute::validate(&task.pool, &task.server_version, &sql, timeout).await
         })
         .await;
-        if matches!(
-            result,
-            Err(SqlError::Connection(DbError::ConnectionRefused))
-        ) {
+        if let Err(SqlError::Connection(error)) = &result
+            && self.gone(&entry, error)
+        {
             self.pools.evict(params).await;
         }
         result
@@ -212,11 +210,25 @@ impl Databases {
                 Ok(tables)
             }
             Err(error) => {
-                if matches!(error, SqlError::Connection(DbError::ConnectionRefused)) {
+                if let SqlError::Connection(db_error) = &error
+                    && self.gone(&entry, db_error)
+                {
                     self.pools.evict(params).await;
                 }
                 Err(error)
             }
+        }
+    }
+
+    /// Whether a connection failure means the database is gone (drop the pool, so
+    /// the next request resolves and connects afresh) rather than the pool being
+    /// busy: a refused connection, or a timeout while the pool had room, which is
+    /// sqlx's pool retrying a connect that keeps failing.
+    fn gone(&self, entry: &PoolEntry, error: &DbError) -> bool {
+        match error {
+            DbError::ConnectionRefused => true,
+            DbError::Timeout => entry.pool.size() < self.settings.max_connections,
+            _ => false,
         }
     }
 

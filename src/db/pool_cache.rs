@@ -43,6 +43,9 @@ impl PoolCache {
             // never be the one refused admission.
             .eviction_policy(moka::policy::EvictionPolicy::lru())
             .time_to_idle(idle)
+            // Even a busy pool is rebuilt now and then, so that it follows its host
+            // to a new address after a failover.
+            .time_to_live(idle.max(Duration::from_secs(1800)))
             .async_eviction_listener(|_key, entry: PoolEntry, cause| {
                 Box::pin(async move {
                     tracing::debug!(?cause, "closing evicted pool");

@@ -319,6 +319,15 @@ pub mod postgres {
         if lengths.is_empty() {
             return Some(json!([]));
         }
+        // PostgreSQL sends an empty array with no dimensions: a zero length is not
+        // its format. Every element takes at least 4 bytes, so the element count is
+        // bounded by the data before any loop runs.
+        let count = lengths.iter().try_fold(1usize, |total, &length| {
+            (length > 0).then(|| total.checked_mul(length)).flatten()
+        })?;
+        if count > reader.0.len() / 4 {
+            return None;
+        }
         nest(&mut reader, &lengths, element)
     }
 
@@ -384,6 +393,24 @@ pub mod mysql {
 
     use super::*;
 
+    /// A date chrono cannot hold, from the binary protocol's bytes: the zero date
+    /// (an empty payload) is null; a partial one (`2024-00-00`, as
+    /// `ALLOW_INVALID_DATES` keeps) is written out as it is.
+    fn invalid_date(raw: &[u8]) -> Value {
+        match raw {
+            [] => Value::Null,
+            [y0, y1, month, day, rest @ ..] => {
+                let year = u16::from_le_bytes([*y0, *y1]);
+                let mut text = format!("{year:04}-{month:02}-{day:02}");
+                if let [hour, minute, second, ..] = rest {
+                    text.push_str(&format!("T{hour:02}:{minute:02}:{second:02}"));
+                }
+                json!(text)
+            }
+            _ => Value::Null,
+        }
+    }
+
     /// Every column of `row`, by the column's type name.
     pub fn row(row: &MySqlRow, types: &[String], render: Render) -> Vec<Value> {
         types
@@ -414,11 +441,12 @@ pub mod mysql {
             "DECIMAL" => get(row, i, |v: sqlx::types::BigDecimal| {
                 json!(v.to_plain_string())
             }),
-            // MySQL's zero dates ('0000-00-00') are no date at all: null.
-            "DATE" => get(row, i, date).or(Some(Value::Null)),
+            "DATE" => get(row, i, date).or_else(|| get(row, i, |raw: Vec<u8>| invalid_date(&raw))),
             "TIME" => get(row, i, |v: MySqlTime| json!(v.to_string())),
-            "DATETIME" => get(row, i, local_timestamp).or(Some(Value::Null)),
-            "TIMESTAMP" => get(row, i, utc_timestamp).or(Some(Value::Null)),
+            "DATETIME" => get(row, i, local_timestamp)
+                .or_else(|| get(row, i, |raw: Vec<u8>| invalid_date(&raw))),
+            "TIMESTAMP" => get(row, i, utc_timestamp)
+                .or_else(|| get(row, i, |raw: Vec<u8>| invalid_date(&raw))),
             "JSON" => get(row, i, |v: Value| v),
             "BIT" => get(row, i, |v: Vec<u8>| {
                 json!(v.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
@@ -504,6 +532,11 @@ mod tests {
         assert_eq!(postgres::array(&words(&[i32::MAX, 0, 25])), None);
         // One dimension claiming 2^31-1 elements with none present.
         assert_eq!(postgres::array(&words(&[1, 0, 23, i32::MAX, 1])), None);
+        // An outer dimension of 2^31-1 around empty inner ones.
+        assert_eq!(
+            postgres::array(&words(&[2, 0, 23, i32::MAX, 1, 0, 1])),
+            None
+        );
         // A real one: {7}.
         assert_eq!(
             postgres::array(&words(&[1, 0, 23, 1, 1, 4, 7])),

@@ -70,12 +70,16 @@ pub(super) async fn validate(
 /// `KILL QUERY` for the statement running on connection `id`, bounded in time;
 /// a failure leaves nothing worse than before.
 async fn kill_query(pool: &MySqlPool, id: u64) {
+    // A connection of its own, outside the pool's limit: the pool may be full of
+    // exactly the statements that need stopping.
     let kill = async {
-        let mut other = pool.acquire().await?;
-        other.close_on_drop();
-        sqlx::raw_sql(AssertSqlSafe(format!("KILL QUERY {id}")))
-            .execute(&mut *other)
-            .await
+        let options = pool.connect_options();
+        let mut other = <sqlx::MySqlConnection as sqlx::Connection>::connect_with(&options).await?;
+        let killed = sqlx::raw_sql(AssertSqlSafe(format!("KILL QUERY {id}")))
+            .execute(&mut other)
+            .await;
+        let _ = sqlx::Connection::close(other).await;
+        killed
     };
     if let Err(error) = tokio::time::timeout(std::time::Duration::from_secs(5), kill)
         .await

@@ -66,24 +66,25 @@ pub fn leading_words(statement: &str, n: usize) -> Vec<String> {
     let mut words = Vec::with_capacity(n);
     let mut rest = statement;
     while words.len() < n {
-        let word = first_word(rest);
+        let (word, after) = next_word(rest);
         if word.is_empty() {
             break;
         }
-        // Skip past this word (and the comments before it) for the next one.
-        let upper = rest.to_ascii_uppercase();
-        let at = upper
-            .find(word.as_str())
-            .map_or(rest.len(), |i| i + word.len());
-        rest = &rest[at..];
         words.push(word);
+        rest = after;
     }
     words
 }
 
 /// The first word of a statement, after comments, upper-cased.
 pub fn first_word(statement: &str) -> String {
-    let mut rest = statement.trim_start();
+    next_word(statement).0
+}
+
+/// The first word after comments and white space, upper-cased, and the text right
+/// after it.
+fn next_word(text: &str) -> (String, &str) {
+    let mut rest = text.trim_start();
     loop {
         if let Some(after) = rest.strip_prefix("--") {
             rest = after.split_once('\n').map_or("", |(_, r)| r).trim_start();
@@ -93,10 +94,10 @@ pub fn first_word(statement: &str) -> String {
             break;
         }
     }
-    rest.chars()
-        .take_while(|c| c.is_ascii_alphabetic())
-        .collect::<String>()
-        .to_ascii_uppercase()
+    let end = rest
+        .find(|c: char| !c.is_ascii_alphabetic())
+        .unwrap_or(rest.len());
+    (rest[..end].to_ascii_uppercase(), &rest[end..])
 }
 
 fn skip_quoted(bytes: &[u8], open: usize, quote: u8, dialect: Dialect) -> usize {
@@ -177,6 +178,18 @@ mod tests {
         );
         assert_eq!(first_word("select 1"), "SELECT");
         assert_eq!(first_word("-- only a comment"), "");
+    }
+
+    #[test]
+    fn words_hidden_in_comments_are_not_taken_for_the_next_word() {
+        assert_eq!(
+            leading_words("EXPLAIN /*QUERY*/ QUERY PLAN PRAGMA hard_heap_limit=1", 4),
+            ["EXPLAIN", "QUERY", "PLAN", "PRAGMA"]
+        );
+        assert_eq!(
+            leading_words("explain query /*plan*/ plan pragma x", 4),
+            ["EXPLAIN", "QUERY", "PLAN", "PRAGMA"]
+        );
     }
 
     #[test]
