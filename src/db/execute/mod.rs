@@ -132,13 +132,20 @@ pub async fn validate(
             ));
         }
     }
-    match pool {
-        DbPool::Postgres(pool) => postgres::validate(pool, sql, timeout).await,
-        DbPool::Mysql(pool) => {
-            mysql::validate(pool, server_version.starts_with("MariaDB"), sql, timeout).await
+    // Every validate path closes its connection afterwards, so cutting it short
+    // leaves nothing behind.
+    let check = async {
+        match pool {
+            DbPool::Postgres(pool) => postgres::validate(pool, sql, timeout).await,
+            DbPool::Mysql(pool) => {
+                mysql::validate(pool, server_version.starts_with("MariaDB"), sql, timeout).await
+            }
+            DbPool::Sqlite(pool) => sqlite::validate(pool, sql, timeout).await,
         }
-        DbPool::Sqlite(pool) => sqlite::validate(pool, sql, timeout).await,
-    }
+    };
+    tokio::time::timeout(overall_limit(timeout), check)
+        .await
+        .unwrap_or_else(|_| Err(SqlError::timeout()))
 }
 
 /// A NUL character ends the text for SQLite's parser while the rest is still

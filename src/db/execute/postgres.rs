@@ -88,6 +88,9 @@ pub(super) async fn validate(
 ) -> Result<(), SqlError> {
     let classify = |error: &sqlx::Error| sql_error::classify(Engine::Postgresql, error, sql);
     let mut conn = pool.acquire().await.map_err(|e| classify(&e))?;
+    // Validation is rare (generated SQL); closing the connection afterwards lets
+    // the caller bound the whole check with a plain timeout.
+    conn.close_on_drop();
     let setup = format!(
         "BEGIN READ ONLY; SET LOCAL statement_timeout = {}",
         timeout_ms(timeout)
