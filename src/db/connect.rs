@@ -7,11 +7,9 @@
 
 use std::time::Duration;
 
-use sqlx::mysql::{
-    MySqlConnectOptions, MySqlConnection, MySqlPool, MySqlPoolOptions, MySqlSslMode,
-};
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgSslMode};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqlitePool, SqlitePoolOptions};
+use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlPool, MySqlSslMode};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgSslMode};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqlitePool};
 use sqlx::{Connection, Executor};
 
 use crate::db::DbSettings;
@@ -104,6 +102,20 @@ async fn with_timeout<T>(timeout: Duration, future: impl Future<Output = T>) -> 
         .map_err(|_| DbError::Timeout)
 }
 
+/// A pool that opens connections with `options` when they are needed: small,
+/// with the connect timeout for acquiring and the idle limit for keeping.
+fn lazy_pool<DB: sqlx::Database>(
+    settings: &DbSettings,
+    options: <DB::Connection as Connection>::Options,
+) -> sqlx::Pool<DB> {
+    sqlx::pool::PoolOptions::<DB>::new()
+        .max_connections(settings.max_connections)
+        .min_connections(0)
+        .acquire_timeout(settings.connect_timeout)
+        .idle_timeout(Some(settings.pool_idle))
+        .connect_lazy_with(options)
+}
+
 /// Checks the host policy, proves the credentials with one connection, and returns
 /// a lazy pool with the same options.
 pub async fn open(
@@ -124,12 +136,7 @@ pub async fn open(
                 timeout,
             )
             .await?;
-            let pool = PgPoolOptions::new()
-                .max_connections(settings.max_connections)
-                .min_connections(0)
-                .acquire_timeout(timeout)
-                .idle_timeout(Some(settings.pool_idle))
-                .connect_lazy_with(options);
+            let pool = lazy_pool(settings, options);
             Ok(PoolEntry {
                 pool: DbPool::Postgres(pool),
                 server_version: version,
@@ -145,12 +152,7 @@ pub async fn open(
                 timeout,
             )
             .await?;
-            let pool = MySqlPoolOptions::new()
-                .max_connections(settings.max_connections)
-                .min_connections(0)
-                .acquire_timeout(timeout)
-                .idle_timeout(Some(settings.pool_idle))
-                .connect_lazy_with(options);
+            let pool = lazy_pool(settings, options);
             Ok(PoolEntry {
                 pool: DbPool::Mysql(pool),
                 server_version: version,
@@ -166,12 +168,7 @@ pub async fn open(
             let version =
                 probe::<SqliteConnection>(Engine::Sqlite, &options, SQLITE_VERSION, timeout)
                     .await?;
-            let pool = SqlitePoolOptions::new()
-                .max_connections(settings.max_connections)
-                .min_connections(0)
-                .acquire_timeout(timeout)
-                .idle_timeout(Some(settings.pool_idle))
-                .connect_lazy_with(options);
+            let pool = lazy_pool(settings, options);
             Ok(PoolEntry {
                 pool: DbPool::Sqlite(pool),
                 server_version: version,
