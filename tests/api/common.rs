@@ -2,10 +2,6 @@
 //! process), one helper per endpoint, and the databases of this machine.
 //!
 //! Logs appear only when `TEST_LOG` is set.
-#![allow(
-    dead_code,
-    reason = "each test binary uses a different subset of the harness"
-)]
 
 pub mod fake_model;
 pub mod process;

@@ -1,9 +1,8 @@
 //! The pool cache: keyed by every parameter, bounded, closing what it evicts,
 //! never blocking one connection on another, and recovering from dead connections.
 
-mod common;
 
-use common::*;
+use crate::common::*;
 use querygate::db::DbPool;
 use serde_json::json;
 

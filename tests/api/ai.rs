@@ -1,10 +1,9 @@
 //! `POST /api/generate-sql` and the demo endpoints, with the real client talking
 //! over HTTP to a scripted OpenAI-compatible server.
 
-mod common;
 
-use common::fake_model::{FakeModel, Reply, reply};
-use common::*;
+use crate::common::fake_model::{FakeModel, Reply, reply};
+use crate::common::*;
 use serde_json::{Value, json};
 
 const MODEL_KEY: &str = "sk-test-model-key";

@@ -4,9 +4,8 @@
     reason = "the json! builders read better taking values"
 )]
 
-mod common;
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 fn column(

@@ -2,9 +2,8 @@
 //! machine and the demo SQLite: the success shape, and each failure code produced
 //! by a really failing connection.
 
-mod common;
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 fn assert_token_shape(body: &serde_json::Value, db_type: &str, database: &str) {

@@ -1,8 +1,7 @@
 //! Type matrices: one value per common type of each engine, with its expected JSON.
 
-mod common;
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 /// Runs `sql` (one row) and returns the row as `{column: value}` plus the column types.

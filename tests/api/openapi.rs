@@ -2,10 +2,9 @@
 //! the error codes are the server's, and real responses validate against the
 //! documented schemas.
 
-mod common;
 
-use common::fake_model::{FakeModel, reply};
-use common::*;
+use crate::common::fake_model::{FakeModel, reply};
+use crate::common::*;
 use querygate::error::ErrorCode;
 use serde_json::{Value, json};
 

@@ -1,11 +1,10 @@
 //! `POST /api/database/execute`: row caps, time limits, parameters, layouts, CSV
 //! and validation.
 
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 #[tokio::test]

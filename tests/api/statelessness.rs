@@ -1,10 +1,9 @@
 //! The server keeps no session: a token minted by one instance works on another
 //! with the same keys and survives a restart; other keys reject it.
 
-mod common;
 
-use common::process::ServerProcess;
-use common::*;
+use crate::common::process::ServerProcess;
+use crate::common::*;
 use serde_json::{Value, json};
 
 const SECRET_PG_PASSWORD: &str = SECRET_PASSWORD;

@@ -1,8 +1,7 @@
 //! Every kind of malformed request gets its code and status, never a 500.
 
-mod common;
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 async fn raw_connect(

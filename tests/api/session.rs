@@ -1,8 +1,7 @@
 //! status, refresh and disconnect over HTTP.
 
-mod common;
 
-use common::*;
+use crate::common::*;
 use querygate::db::params::{ConnParams, Engine, SslMode};
 use querygate::secret::Secret;
 use serde_json::json;

@@ -1,9 +1,8 @@
 //! Passwords, tokens and keys never reach logs, error messages or `--help`.
 
-mod common;
 
-use common::process::ServerProcess;
-use common::*;
+use crate::common::process::ServerProcess;
+use crate::common::*;
 use serde_json::json;
 
 const KEY_SECRET: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";

@@ -1,9 +1,8 @@
 //! Read-only is enforced by each engine: every kind of write is refused and the
 //! data is unchanged afterwards; reads that merely look like writes work.
 
-mod common;
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 async fn assert_refused(app: &TestApp, token: &str, sql: &str, codes: &[&str]) {

@@ -1,0 +1,20 @@
+//! querygate's integration tests: one binary (it links the crate once), one module
+//! per area. Every test talks to a real server (in-process or a child process)
+//! over HTTP and to the real PostgreSQL, MariaDB and SQLite of this machine; the
+//! only stand-in is the scripted model server in `common::fake_model`.
+
+mod common;
+
+mod ai;
+mod cli;
+mod connect;
+mod execute;
+mod malformed_input;
+mod openapi;
+mod pool;
+mod read_only;
+mod schema;
+mod secrets;
+mod session;
+mod statelessness;
+mod types;
