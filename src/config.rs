@@ -69,9 +69,11 @@ pub enum LogFormat {
 /// All settings of the server.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
-    /// Address to listen on.
-    #[arg(long, env = "HOST", default_value = "0.0.0.0")]
-    pub host: IpAddr,
+    /// Address to listen on. Defaults to `127.0.0.1` in development (which may
+    /// reach loopback databases, so it must not be reachable from the network) and
+    /// to `0.0.0.0` in production.
+    #[arg(long, env = "HOST")]
+    pub host: Option<IpAddr>,
     /// Port to listen on (0 picks a free one and logs it).
     #[arg(long, env = "PORT", default_value_t = 8080)]
     pub port: u16,
@@ -134,13 +136,14 @@ pub struct Config {
     /// Time allowed to resolve, reach and log in to a database, in milliseconds.
     #[arg(long, env = "DB_CONNECT_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub db_connect_timeout_ms: u64,
-    /// Comma-separated host names or CIDR networks clients may connect to; empty
-    /// allows every host not denied.
+    /// Comma-separated host names, `*.suffix` patterns or CIDR networks clients may
+    /// connect to; empty allows every host not denied. It only narrows: a denied
+    /// address stays denied.
     #[arg(long, env = "DB_ALLOWED_HOSTS", value_delimiter = ',')]
     pub db_allowed_hosts: Vec<String>,
-    /// Comma-separated CIDR networks clients may never reach (checked on every
-    /// resolved address), e.g. `169.254.0.0/16,10.0.0.0/8`. Unset in production:
-    /// loopback, 0.0.0.0/8, link-local and their IPv6 twins.
+    /// Comma-separated CIDR networks clients may never reach, e.g. `10.0.0.0/8`,
+    /// added to the built-in list (0.0.0.0/8, ::, link-local and cloud metadata,
+    /// multicast, broadcast; in production also loopback), which always holds.
     #[arg(long, env = "DB_DENIED_NETWORKS", value_delimiter = ',')]
     pub db_denied_networks: Vec<ipnet::IpNet>,
     /// Connection pools kept in memory at most (one per distinct connection).
@@ -228,6 +231,21 @@ impl Config {
             model: self.openai_model.clone(),
             timeout: std::time::Duration::from_millis(self.openai_timeout_ms),
         })
+    }
+
+    /// The address to listen on, and why it was chosen.
+    pub fn listen_host(&self) -> (IpAddr, &'static str) {
+        match (self.host, self.environment) {
+            (Some(host), _) => (host, "HOST is set"),
+            (None, Environment::Development) => (
+                IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+                "development listens on loopback only, since it may reach loopback databases; set HOST to change it",
+            ),
+            (None, Environment::Production) => (
+                IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+                "production listens on every interface; set HOST to change it",
+            ),
+        }
     }
 
     /// The log format in force.

@@ -127,6 +127,18 @@ impl ErrorCode {
         }
     }
 
+    /// The `WWW-Authenticate` challenge of a 401 (RFC 6750 §3): without any token
+    /// the challenge names no error; a token that fails names `invalid_token`.
+    pub fn challenge(self) -> Option<&'static str> {
+        match self {
+            Self::TokenMissing => Some(r#"Bearer realm="querygate""#),
+            Self::TokenInvalid | Self::TokenExpired => Some(
+                r#"Bearer realm="querygate", error="invalid_token", error_description="connect again""#,
+            ),
+            _ => None,
+        }
+    }
+
     /// The code as it appears on the wire.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -258,10 +270,10 @@ impl IntoResponse for AppError {
         };
         let mut response = (status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
-        if status == StatusCode::UNAUTHORIZED {
+        if let Some(challenge) = self.code.challenge() {
             headers.insert(
                 header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(r#"Bearer error="invalid_token""#),
+                HeaderValue::from_static(challenge),
             );
         }
         if let Some(seconds) = self.retry_after {

@@ -62,6 +62,12 @@ fn is_json(request: &Request) -> bool {
 
 /// Parses a JSON body into `T` with errors in the API's vocabulary.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(AppError::new(
+            ErrorCode::InvalidJson,
+            "The request body is empty: send a JSON object.",
+        ));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let field = error.path().to_string();
@@ -128,6 +134,15 @@ mod tests {
                 ErrorCode::InvalidJson,
                 "{bad:?}"
             );
+        }
+    }
+
+    #[test]
+    fn an_empty_body_is_called_empty() {
+        for empty in [&b""[..], b"  \n"] {
+            let error = parse::<Body>(empty).unwrap_err();
+            assert_eq!(error.code, ErrorCode::InvalidJson);
+            assert!(error.message.contains("empty"), "{}", error.message);
         }
     }
 

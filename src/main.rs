@@ -19,7 +19,8 @@ async fn main() -> ExitCode {
 
 async fn serve(config: Config) -> ExitCode {
     telemetry::init(config.log_format());
-    let address = std::net::SocketAddr::new(config.host, config.port);
+    let (host, why) = config.listen_host();
+    let address = std::net::SocketAddr::new(host, config.port);
     let state = match AppState::build(config).await {
         Ok(state) => state,
         Err(error) => {
@@ -35,7 +36,9 @@ async fn serve(config: Config) -> ExitCode {
         }
     };
     match listener.local_addr() {
-        Ok(local) => tracing::info!(address = %local, "querygate listening on http://{local}"),
+        Ok(local) => {
+            tracing::info!(address = %local, reason = why, "querygate listening on http://{local}")
+        }
         Err(error) => tracing::warn!(%error, "listening, address unknown"),
     }
     if let Err(error) = querygate::run(listener, state, shutdown_signal()).await {

@@ -1,17 +1,47 @@
 //! Which database hosts clients may reach.
 //!
 //! querygate connects wherever a client asks, which makes it a network pivot if
-//! left open. `DB_ALLOWED_HOSTS` (names, `*.suffix` patterns or CIDR networks)
-//! narrows the reachable set; `DB_DENIED_NETWORKS` removes networks such as cloud
-//! metadata endpoints. The check runs on every address the host name resolves to,
-//! before any connection is attempted.
+//! left open. One policy holds in every mode:
+//!
+//! - **Always denied**, whatever is configured: "this network" (`0.0.0.0/8`, `::`),
+//!   link-local and cloud metadata (`169.254.0.0/16`, `fe80::/10`,
+//!   `fd00:ec2::254`, Alibaba's `100.100.100.200`), multicast, broadcast and the
+//!   reserved `240.0.0.0/4`.
+//! - **Production** adds loopback (`127.0.0.0/8`, `::1`).
+//! - `DB_DENIED_NETWORKS` **adds** networks; it never lifts the list above.
+//! - `DB_ALLOWED_HOSTS` (names, `*.suffix` patterns or CIDR networks) can only
+//!   **narrow** what is left: a denied address stays denied even when listed.
+//!
+//! An address is checked in every form it can take: numeric hosts are read the way
+//! the system resolver reads them (`2852039166`, `0251.0376.0251.0376`,
+//! `0xa9fea9fe`, `127.1`), and an IPv6 address that carries an IPv4 address
+//! (mapped `::ffff:a.b.c.d`, compatible `::a.b.c.d`, NAT64 `64:ff9b::/96`, 6to4
+//! `2002::/16`) is checked as that IPv4 address too. Names are resolved once and
+//! every answer is checked; the caller connects only to the checked addresses.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use ipnet::IpNet;
 
 use crate::db::error::DbError;
+
+/// Networks no client may ever reach.
+const ALWAYS_DENIED: [&str; 10] = [
+    "0.0.0.0/8",
+    "169.254.0.0/16",
+    "100.100.100.200/32",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+    "255.255.255.255/32",
+    "::/128",
+    "fe80::/10",
+    "fd00:ec2::254/128",
+    "ff00::/8",
+];
+
+/// Networks production adds: the server's own host.
+const PRODUCTION_DENIED: [&str; 2] = ["127.0.0.0/8", "::1/128"];
 
 /// One entry of `DB_ALLOWED_HOSTS`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,16 +54,17 @@ enum Allow {
     Network(IpNet),
 }
 
-/// The configured host policy.
-#[derive(Debug, Clone, Default)]
+/// The host policy in force.
+#[derive(Debug, Clone)]
 pub struct NetGuard {
     allowed: Vec<Allow>,
     denied: Vec<IpNet>,
 }
 
 impl NetGuard {
-    /// Builds the policy from the configuration's lists.
-    pub fn new(allowed: &[String], denied: &[IpNet]) -> Self {
+    /// The policy of a deployment: the built-in denied networks (plus loopback in
+    /// production), the operator's extra denied networks, and the allow list.
+    pub fn new(allowed: &[String], extra_denied: &[IpNet], production: bool) -> Self {
         let allowed = allowed
             .iter()
             .map(|entry| entry.trim().to_ascii_lowercase())
@@ -41,7 +72,7 @@ impl NetGuard {
             .map(|entry| {
                 if let Ok(network) = entry.parse::<IpNet>() {
                     Allow::Network(network)
-                } else if let Ok(address) = entry.parse::<IpAddr>() {
+                } else if let Some(address) = parse_numeric_host(&entry) {
                     Allow::Network(IpNet::from(address))
                 } else if let Some(suffix) = entry.strip_prefix("*.") {
                     Allow::Suffix(suffix.to_owned())
@@ -50,40 +81,34 @@ impl NetGuard {
                 }
             })
             .collect();
-        Self {
-            allowed,
-            denied: denied.to_vec(),
-        }
+        let production_list: &[&str] = if production { &PRODUCTION_DENIED } else { &[] };
+        let denied = ALWAYS_DENIED
+            .iter()
+            .chain(production_list)
+            .filter_map(|network| network.parse().ok())
+            .chain(extra_denied.iter().copied())
+            .collect();
+        Self { allowed, denied }
     }
 
-    /// Networks denied when a production deployment lists none: loopback, "this
-    /// host", link-local (cloud metadata endpoints live there).
-    pub fn production_default_denied() -> Vec<IpNet> {
-        [
-            "127.0.0.0/8",
-            "0.0.0.0/8",
-            "169.254.0.0/16",
-            "::1/128",
-            "::/128",
-            "fe80::/10",
-        ]
-        .iter()
-        .filter_map(|n| n.parse().ok())
-        .collect()
+    /// The denied networks in force, for the start-up log.
+    pub fn denied(&self) -> &[IpNet] {
+        &self.denied
     }
 
-    /// Resolves `host` and checks every address; returns the addresses to connect
-    /// to, in the resolver's order (so that a second resolution cannot land
-    /// elsewhere), or fails with `HostNotFound`, `Timeout` or `HostForbidden`.
+    /// Resolves `host` once and checks every address; returns the addresses to
+    /// connect to, in the resolver's order, or fails with `HostNotFound`,
+    /// `Timeout` or `HostForbidden`. Nothing is sent to the host before this.
     pub async fn check(
         &self,
         host: &str,
         port: u16,
         timeout: Duration,
     ) -> Result<Vec<IpAddr>, DbError> {
-        let addresses: Vec<IpAddr> = match host.parse::<IpAddr>() {
-            Ok(address) => vec![address],
-            Err(_) => tokio::time::timeout(timeout, tokio::net::lookup_host((host, port)))
+        let addresses: Vec<IpAddr> = match parse_numeric_host(host) {
+            Some(address) => vec![address],
+            None if looks_numeric(host) => return Err(DbError::HostNotFound),
+            None => tokio::time::timeout(timeout, tokio::net::lookup_host((host, port)))
                 .await
                 .map_err(|_| DbError::Timeout)?
                 .map_err(|_| DbError::HostNotFound)?
@@ -93,19 +118,7 @@ impl NetGuard {
         if addresses.is_empty() {
             return Err(DbError::HostNotFound);
         }
-        // An unspecified address (0.0.0.0, ::) reaches this very host.
-        let addresses: Vec<IpAddr> = addresses
-            .into_iter()
-            .map(|a| match a.to_canonical() {
-                IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
-                IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
-                other => other,
-            })
-            .collect();
-        if addresses
-            .iter()
-            .any(|a| self.denied.iter().any(|n| n.contains(a)))
-        {
+        if addresses.iter().any(|address| self.is_denied(*address)) {
             return Err(DbError::HostForbidden);
         }
         if self.allowed.is_empty() || self.allows(host, &addresses) {
@@ -115,20 +128,119 @@ impl NetGuard {
         }
     }
 
+    /// Whether `address`, or an IPv4 address it carries, is in a denied network.
+    pub fn is_denied(&self, address: IpAddr) -> bool {
+        forms(address)
+            .into_iter()
+            .flatten()
+            .any(|form| self.denied.iter().any(|network| network.contains(&form)))
+    }
+
     fn allows(&self, host: &str, addresses: &[IpAddr]) -> bool {
-        let host = host.to_ascii_lowercase();
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
         let name_allowed = self.allowed.iter().any(|rule| match rule {
             Allow::Name(name) => *name == host,
-            Allow::Suffix(suffix) => host.ends_with(&format!(".{suffix}")),
+            Allow::Suffix(suffix) => host
+                .strip_suffix(suffix.as_str())
+                .is_some_and(|head| head.ends_with('.')),
             Allow::Network(_) => false,
         });
         let addresses_allowed = addresses.iter().all(|address| {
+            let canonical = address.to_canonical();
             self.allowed
                 .iter()
-                .any(|rule| matches!(rule, Allow::Network(n) if n.contains(address)))
+                .any(|rule| matches!(rule, Allow::Network(n) if n.contains(&canonical)))
         });
         name_allowed || addresses_allowed
     }
+}
+
+/// The address itself and the IPv4 address it carries, if any.
+fn forms(address: IpAddr) -> [Option<IpAddr>; 2] {
+    match address {
+        IpAddr::V4(_) => [Some(address), None],
+        IpAddr::V6(v6) => [Some(address), embedded_ipv4(v6).map(IpAddr::V4)],
+    }
+}
+
+/// The IPv4 address inside an IPv4-mapped, IPv4-compatible, NAT64 or 6to4 address.
+fn embedded_ipv4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    let segments = v6.segments();
+    let octets = v6.octets();
+    let tail = Ipv4Addr::new(octets[12], octets[13], octets[14], octets[15]);
+    match segments {
+        // ::ffff:a.b.c.d
+        [0, 0, 0, 0, 0, 0xffff, _, _] => Some(tail),
+        // ::a.b.c.d (deprecated "compatible" form; :: and ::1 are not IPv4)
+        [0, 0, 0, 0, 0, 0, _, _] if u128::from(v6) > 1 => Some(tail),
+        // 64:ff9b::a.b.c.d, the well-known NAT64 prefix
+        [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(tail),
+        // 2002:aabb:ccdd::/48, 6to4
+        [0x2002, ..] => Some(Ipv4Addr::new(octets[2], octets[3], octets[4], octets[5])),
+        _ => None,
+    }
+}
+
+/// Whether `host` is made only of what a numeric address uses, so that it must
+/// never be handed to the resolver as a name.
+fn looks_numeric(host: &str) -> bool {
+    let host = host.trim_end_matches('.');
+    !host.is_empty()
+        && host.contains(|c: char| c.is_ascii_digit())
+        && host
+            .split('.')
+            .all(|part| part.starts_with(|c: char| c.is_ascii_digit()))
+}
+
+/// A numeric host as the system resolver reads it: IPv6, or IPv4 in the forms
+/// `inet_aton` accepts (one to four parts, each decimal, octal with a leading `0`,
+/// or hex with `0x`; the last part fills the remaining bytes).
+pub fn parse_numeric_host(host: &str) -> Option<IpAddr> {
+    if let Ok(v6) = host.parse::<Ipv6Addr>() {
+        return Some(IpAddr::V6(v6));
+    }
+    let host = host.strip_suffix('.').unwrap_or(host);
+    let parts: Vec<u64> = host
+        .split('.')
+        .map(parse_aton_part)
+        .collect::<Option<_>>()?;
+    let (last, leading) = parts.split_last()?;
+    if leading.len() > 3 || leading.iter().any(|&part| part > 0xff) {
+        return None;
+    }
+    let tail_bits = 8 * (4 - leading.len() as u32);
+    if tail_bits < 64 && *last >= 1u64 << tail_bits {
+        return None;
+    }
+    let value = leading
+        .iter()
+        .fold(0u64, |acc, &part| (acc << 8) | part)
+        .checked_shl(tail_bits)?
+        | last;
+    u32::try_from(value)
+        .ok()
+        .map(|v| IpAddr::V4(Ipv4Addr::from(v)))
+}
+
+fn parse_aton_part(part: &str) -> Option<u64> {
+    let (digits, radix) =
+        if let Some(hex) = part.strip_prefix("0x").or_else(|| part.strip_prefix("0X")) {
+            (hex, 16)
+        } else if part.len() > 1 && part.starts_with('0') {
+            (&part[1..], 8)
+        } else {
+            (part, 10)
+        };
+    if digits.is_empty() {
+        // "0x" alone is zero to inet_aton; an empty part is not a number.
+        return (radix == 16).then_some(0);
+    }
+    if !digits.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    u64::from_str_radix(digits, radix)
+        .ok()
+        .filter(|&v| v <= u64::from(u32::MAX))
 }
 
 #[cfg(test)]
@@ -137,33 +249,100 @@ mod tests {
 
     const T: Duration = Duration::from_secs(5);
 
-    #[tokio::test]
-    async fn everything_is_allowed_without_rules() {
-        assert!(
-            NetGuard::default()
-                .check("127.0.0.1", 5432, T)
-                .await
-                .is_ok()
-        );
+    fn dev() -> NetGuard {
+        NetGuard::new(&[], &[], false)
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().expect("address")
+    }
+
+    #[test]
+    fn numeric_hosts_are_read_as_the_resolver_reads_them() {
+        let metadata = ip("169.254.169.254");
+        for form in [
+            "169.254.169.254",
+            "2852039166",
+            "0251.0376.0251.0376",
+            "0xa9fea9fe",
+            "0xA9.0xFE.0xA9.0xFE",
+            "169.254.43518",
+            "169.16689662",
+            "169.254.169.254.",
+        ] {
+            assert_eq!(parse_numeric_host(form), Some(metadata), "{form}");
+        }
+        assert_eq!(parse_numeric_host("127.1"), Some(ip("127.0.0.1")));
+        assert_eq!(parse_numeric_host("0"), Some(ip("0.0.0.0")));
+        for not_an_address in [
+            "256.1.1.1",
+            "1.2.3.4.5",
+            "08.1.1.1",
+            "4294967296",
+            "db.example.com",
+            "1..1",
+        ] {
+            assert_eq!(parse_numeric_host(not_an_address), None, "{not_an_address}");
+        }
+    }
+
+    #[test]
+    fn metadata_and_link_local_are_denied_in_every_form_in_every_mode() {
+        for guard in [dev(), NetGuard::new(&[], &[], true)] {
+            for form in [
+                "169.254.169.254",
+                "::ffff:169.254.169.254",
+                "::169.254.169.254",
+                "64:ff9b::a9fe:a9fe",
+                "2002:a9fe:a9fe::1",
+                "fe80::1",
+                "fd00:ec2::254",
+                "100.100.100.200",
+                "0.0.0.0",
+                "::",
+                "224.0.0.1",
+                "255.255.255.255",
+                "ff02::1",
+            ] {
+                let address = parse_numeric_host(form).expect(form);
+                assert!(guard.is_denied(address), "{form}");
+            }
+        }
+    }
+
+    #[test]
+    fn loopback_is_denied_in_production_only() {
+        assert!(!dev().is_denied(ip("127.0.0.1")));
+        let production = NetGuard::new(&[], &[], true);
+        for form in ["127.0.0.1", "127.9.9.9", "::1", "::ffff:127.0.0.1"] {
+            assert!(production.is_denied(ip(form)), "{form}");
+        }
+    }
+
+    #[test]
+    fn denied_networks_add_to_the_built_in_list() {
+        let guard = NetGuard::new(&[], &["10.0.0.0/8".parse().expect("net")], true);
+        for form in [
+            "10.1.2.3",
+            "127.0.0.1",
+            "169.254.169.254",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(guard.is_denied(ip(form)), "{form}");
+        }
+        assert!(!guard.is_denied(ip("203.0.113.9")));
     }
 
     #[tokio::test]
-    async fn denied_networks_win_even_for_mapped_addresses() {
-        let guard = NetGuard::new(&[], &["127.0.0.0/8".parse().expect("net")]);
+    async fn the_allow_list_narrows_but_never_lifts_a_denial() {
+        let guard = NetGuard::new(&["169.254.0.0/16".into(), "127.0.0.1".into()], &[], false);
         assert!(matches!(
-            guard.check("127.0.0.1", 1, T).await,
+            guard.check("169.254.169.254", 1, T).await,
             Err(DbError::HostForbidden)
         ));
+        assert!(guard.check("127.0.0.1", 1, T).await.is_ok());
         assert!(matches!(
-            guard.check("::ffff:127.0.0.1", 1, T).await,
-            Err(DbError::HostForbidden)
-        ));
-        assert!(matches!(
-            guard.check("0.0.0.0", 1, T).await,
-            Err(DbError::HostForbidden)
-        ));
-        assert!(matches!(
-            guard.check("localhost", 1, T).await,
+            guard.check("10.1.2.3", 1, T).await,
             Err(DbError::HostForbidden)
         ));
     }
@@ -177,10 +356,13 @@ mod tests {
                 "127.0.0.0/8".into(),
             ],
             &[],
+            false,
         );
-        assert!(guard.allows("DB.example.com", &["203.0.113.9".parse().expect("ip")]));
-        assert!(guard.allows("a.corp.example", &["203.0.113.9".parse().expect("ip")]));
-        assert!(!guard.allows("corp.example.evil", &["203.0.113.9".parse().expect("ip")]));
+        let public = [ip("203.0.113.9")];
+        assert!(guard.allows("DB.example.com", &public));
+        assert!(guard.allows("a.corp.example", &public));
+        assert!(!guard.allows("corp.example.evil", &public));
+        assert!(!guard.allows("evilcorp.example", &public));
         assert!(guard.check("localhost", 1, T).await.is_ok());
         assert!(matches!(
             guard.check("10.1.2.3", 1, T).await,
@@ -189,10 +371,19 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn unresolvable_names_are_reported_as_not_found() {
-        let result = NetGuard::default()
-            .check("no-such-host.invalid", 5432, T)
-            .await;
-        assert!(matches!(result, Err(DbError::HostNotFound)));
+    async fn names_are_resolved_and_every_answer_checked() {
+        let production = NetGuard::new(&[], &[], true);
+        assert!(matches!(
+            production.check("localhost", 1, T).await,
+            Err(DbError::HostForbidden)
+        ));
+        assert!(matches!(
+            dev().check("no-such-host.invalid", 5432, T).await,
+            Err(DbError::HostNotFound)
+        ));
+        assert!(matches!(
+            dev().check("999.1.1.1", 5432, T).await,
+            Err(DbError::HostNotFound)
+        ));
     }
 }

@@ -91,14 +91,11 @@ impl AppState {
             schema_ttl: Duration::from_secs(config.schema_cache_ttl_secs),
             statement_timeout: Duration::from_millis(config.statement_timeout_ms),
         };
-        let denied = if config.db_denied_networks.is_empty()
-            && config.environment == Environment::Production
-        {
-            NetGuard::production_default_denied()
-        } else {
-            config.db_denied_networks.clone()
-        };
-        let guard = NetGuard::new(&config.db_allowed_hosts, &denied);
+        let guard = NetGuard::new(
+            &config.db_allowed_hosts,
+            &config.db_denied_networks,
+            config.environment == Environment::Production,
+        );
         let ai = config.ai_settings().and_then(|settings| match AiClient::new(settings) {
             Ok(client) => Some(Arc::new(client)),
             Err(error) => {

@@ -21,20 +21,26 @@ pub struct Bearer(pub Verified);
 #[derive(Debug)]
 pub struct MaybeBearer(pub Option<Verified>);
 
-/// The raw token of the `Authorization: Bearer …` header, if any.
+/// The raw token of the `Authorization: Bearer …` header, if there is one.
+///
+/// One rule on every route that reads a token: no `Authorization` header means no
+/// token; a header that is anything but `Bearer <token>` (another scheme, `Bearer`
+/// with nothing after it, bytes that are not text) is a bad token, never "no
+/// token", so a client that meant to authenticate always learns that it failed.
 fn bearer_token(parts: &Parts) -> Result<Option<&str>, TokenError> {
     let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
     let value = value.to_str().map_err(|_| TokenError::MalformedHeader)?;
-    let Some((scheme, token)) = value.trim().split_once(' ') else {
-        return Ok(None);
-    };
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Ok(None);
-    }
+    let (scheme, token) = value
+        .trim()
+        .split_once(' ')
+        .ok_or(TokenError::MalformedHeader)?;
     let token = token.trim();
-    Ok((!token.is_empty()).then_some(token))
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Err(TokenError::MalformedHeader);
+    }
+    Ok(Some(token))
 }
 
 impl FromRequestParts<AppState> for Bearer {

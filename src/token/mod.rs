@@ -61,7 +61,8 @@ pub enum TokenError {
     /// Longer than [`MAX_TOKEN_BYTES`].
     #[error("token exceeds the size cap")]
     TooLarge,
-    /// The header is not a JWT header.
+    /// The `Authorization` header is not `Bearer <token>`, or the token's header
+    /// is not a JWT header.
     #[error("malformed header")]
     MalformedHeader,
     /// The header names another algorithm.

@@ -1,7 +1,6 @@
 //! `POST /api/generate-sql` and the demo endpoints, with the real client talking
 //! over HTTP to a scripted OpenAI-compatible server.
 
-
 use crate::common::fake_model::{FakeModel, Reply, reply};
 use crate::common::*;
 use serde_json::{Value, json};

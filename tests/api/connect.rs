@@ -2,7 +2,6 @@
 //! machine and the demo SQLite: the success shape, and each failure code produced
 //! by a really failing connection.
 
-
 use crate::common::*;
 use serde_json::json;
 
@@ -198,25 +197,98 @@ async fn sqlite_paths_uris_and_memory_are_validation_failures() {
 }
 
 #[tokio::test]
-async fn production_denies_loopback_and_link_local_unless_configured() {
-    let app = TestApp::spawn_with(|config| {
-        config.environment = querygate::config::Environment::Production;
-    })
-    .await;
-    for host in ["127.0.0.1", "localhost", "0.0.0.0", "169.254.169.254"] {
-        let mut body = pg_body("test");
-        body["host"] = json!(host);
-        let (status, answer) = read(app.connect(&body).await).await;
-        assert_error(status, &answer, 403, "db_host_forbidden");
+async fn production_denies_loopback_and_link_local_and_a_denied_list_only_adds() {
+    for extra in [vec![], vec!["10.0.0.0/8".parse().expect("net")]] {
+        let app = TestApp::spawn_with(|config| {
+            config.environment = querygate::config::Environment::Production;
+            config.db_denied_networks = extra.clone();
+        })
+        .await;
+        for host in [
+            "127.0.0.1",
+            "localhost",
+            "0.0.0.0",
+            "169.254.169.254",
+            "::1",
+        ] {
+            let mut body = pg_body("test");
+            body["host"] = json!(host);
+            let (status, answer) = read(app.connect(&body).await).await;
+            assert_error(status, &answer, 403, "db_host_forbidden");
+        }
     }
-    let configured = TestApp::spawn_with(|config| {
-        config.environment = querygate::config::Environment::Production;
-        config.db_denied_networks = vec!["169.254.0.0/16".parse().expect("net")];
-    })
-    .await;
-    let (status, answer) = read(configured.connect(&pg_body("test")).await).await;
+}
+
+/// A listener on another loopback address that counts the connections it accepts.
+async fn tripwire(ip: &str) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind((ip, 0)).await.expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&hits);
+    tokio::spawn(async move {
+        while listener.accept().await.is_ok() {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    (port, hits)
+}
+
+#[tokio::test]
+async fn every_form_of_a_forbidden_address_is_refused_before_any_packet_in_every_mode() {
+    let (port, hits) = tripwire("127.0.0.2").await;
+    let metadata = [
+        "169.254.169.254",
+        "::ffff:169.254.169.254",
+        "::ffff:a9fe:a9fe",
+        "2852039166",
+        "0251.0376.0251.0376",
+        "0xa9fea9fe",
+        "169.254.43518",
+        "fe80::1",
+        "fd00:ec2::254",
+        "100.100.100.200",
+        "0.0.0.0",
+        "0",
+        "::",
+        "224.0.0.1",
+        "255.255.255.255",
+    ];
+    // 127.0.0.2, written every way the resolver accepts: refused in production,
+    // and the listener there must never see a connection.
+    let loopback = [
+        "127.0.0.2",
+        "2130706434",
+        "0x7f000002",
+        "0177.0.0.2",
+        "127.0.2",
+        "::ffff:127.0.0.2",
+    ];
+    for production in [false, true] {
+        for extra in [vec![], vec!["10.0.0.0/8".parse().expect("net")]] {
+            let app = TestApp::spawn_with(|config| {
+                if production {
+                    config.environment = querygate::config::Environment::Production;
+                }
+                config.db_denied_networks = extra.clone();
+            })
+            .await;
+            let forbidden = metadata
+                .iter()
+                .chain(if production { &loopback[..] } else { &[] });
+            for host in forbidden {
+                for engine in [pg_body("test"), mysql_body("test")] {
+                    let mut body = engine;
+                    body["host"] = json!(host);
+                    body["port"] = json!(port);
+                    let (status, answer) = read(app.connect(&body).await).await;
+                    assert_error(status, &answer, 403, "db_host_forbidden");
+                }
+            }
+        }
+    }
     assert_eq!(
-        status, 200,
-        "an explicit list replaces the default: {answer}"
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "a forbidden address was dialled"
     );
 }

@@ -1,7 +1,6 @@
 //! `POST /api/database/execute`: row caps, time limits, parameters, layouts, CSV
 //! and validation.
 
-
 use std::time::{Duration, Instant};
 
 use crate::common::*;

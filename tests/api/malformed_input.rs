@@ -1,6 +1,5 @@
 //! Every kind of malformed request gets its code and status, never a 500.
 
-
 use crate::common::*;
 use serde_json::json;
 
@@ -243,4 +242,152 @@ async fn rate_limit_answers_429_with_retry_after() {
     let (status, body) = read(response).await;
     assert_error(status, &body, 429, "rate_limited");
     assert!((1..=30).contains(&retry_after), "{retry_after}");
+}
+
+/// Every route that reads a token, with the body it needs.
+fn token_routes() -> Vec<(reqwest::Method, &'static str, Option<serde_json::Value>)> {
+    use reqwest::Method;
+    vec![
+        (Method::GET, "/api/database/status", None),
+        (Method::GET, "/api/database/schema", None),
+        (
+            Method::POST,
+            "/api/database/execute",
+            Some(json!({"sql": "select 1"})),
+        ),
+        (Method::POST, "/api/database/refresh", None),
+        (Method::POST, "/api/database/disconnect", None),
+        (
+            Method::POST,
+            "/api/generate-sql",
+            Some(json!({"userQuery": "how many?", "dbType": "sqlite"})),
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn an_authorization_header_that_is_not_a_bearer_token_is_token_invalid_on_every_route() {
+    let app = TestApp::spawn().await;
+    for (method, path, body) in token_routes() {
+        for header in [
+            "Basic dXNlcjpwYXNz",
+            "Bearer ",
+            "Bearer",
+            "Token abc",
+            "bearer not.a.jwt",
+        ] {
+            let mut request = app
+                .client
+                .request(method.clone(), app.url(path))
+                .header("authorization", header);
+            if let Some(body) = &body {
+                request = request.json(body);
+            }
+            let response = request.send().await.expect("request");
+            let challenge = response.headers()["www-authenticate"]
+                .to_str()
+                .expect("ascii")
+                .to_owned();
+            let (status, answer) = read(response).await;
+            assert_error(status, &answer, 401, "token_invalid");
+            assert!(
+                challenge.contains(r#"error="invalid_token""#),
+                "{path} {header}: {challenge}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn without_any_token_the_challenge_names_no_error() {
+    let app = TestApp::spawn().await;
+    for (method, path, body) in token_routes() {
+        let mut request = app.client.request(method.clone(), app.url(path));
+        if let Some(body) = &body {
+            request = request.json(body);
+        }
+        let response = request.send().await.expect("request");
+        let challenge = response
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().expect("ascii").to_owned());
+        let (status, answer) = read(response).await;
+        match path {
+            // Optional token: no token is an anonymous request.
+            "/api/database/status" => assert_eq!(answer, json!({"connected": false})),
+            "/api/generate-sql" => assert_error(status, &answer, 503, "ai_not_configured"),
+            _ => {
+                assert_error(status, &answer, 401, "token_missing");
+                assert_eq!(
+                    challenge.as_deref(),
+                    Some(r#"Bearer realm="querygate""#),
+                    "{path}"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_answer_carries_the_security_headers() {
+    let app = TestApp::spawn().await;
+    let mut responses = vec![
+        app.get("/api/health", None).await,
+        app.get("/openapi.yaml", None).await,
+        app.get("/no/such/route", None).await,
+        app.get("/api/database/schema", None).await,
+        app.connect(&json!({"dbType": "sqlite", "database": "demo"}))
+            .await,
+    ];
+    responses.push(
+        app.client
+            .post(app.url("/api/database/connect"))
+            .send()
+            .await
+            .expect("request"),
+    );
+    for response in responses {
+        let headers = response.headers();
+        let url = response.url().path().to_owned();
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{url}");
+        assert_eq!(headers["referrer-policy"], "no-referrer", "{url}");
+        let csp = headers["content-security-policy"].to_str().expect("ascii");
+        assert!(
+            csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+            "{url}: {csp}"
+        );
+        assert!(
+            !headers.contains_key("strict-transport-security"),
+            "no HSTS in development: {url}"
+        );
+    }
+    let production = TestApp::spawn_with(|config| {
+        config.environment = querygate::config::Environment::Production
+    })
+    .await;
+    let response = production.get("/api/health", None).await;
+    assert!(
+        response.headers()["strict-transport-security"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("max-age=")
+    );
+}
+
+#[tokio::test]
+async fn an_empty_body_is_called_empty() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .client
+        .post(app.url("/api/database/connect"))
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .expect("request");
+    let (status, answer) = read(response).await;
+    assert_error(status, &answer, 400, "invalid_json");
+    assert!(
+        answer["error"].as_str().expect("message").contains("empty"),
+        "{answer}"
+    );
 }

@@ -2,7 +2,6 @@
 //! the error codes are the server's, and real responses validate against the
 //! documented schemas.
 
-
 use crate::common::fake_model::{FakeModel, reply};
 use crate::common::*;
 use querygate::error::ErrorCode;

@@ -1,7 +1,6 @@
 //! The pool cache: keyed by every parameter, bounded, closing what it evicts,
 //! never blocking one connection on another, and recovering from dead connections.
 
-
 use crate::common::*;
 use querygate::db::DbPool;
 use serde_json::json;

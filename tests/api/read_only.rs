@@ -1,7 +1,6 @@
 //! Read-only is enforced by each engine: every kind of write is refused and the
 //! data is unchanged afterwards; reads that merely look like writes work.
 
-
 use crate::common::*;
 use serde_json::json;
 

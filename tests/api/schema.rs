@@ -4,7 +4,6 @@
     reason = "the json! builders read better taking values"
 )]
 
-
 use crate::common::*;
 use serde_json::{Value, json};
 

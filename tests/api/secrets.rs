@@ -1,6 +1,5 @@
 //! Passwords, tokens and keys never reach logs, error messages or `--help`.
 
-
 use crate::common::process::ServerProcess;
 use crate::common::*;
 use serde_json::json;

@@ -1,6 +1,5 @@
 //! status, refresh and disconnect over HTTP.
 
-
 use crate::common::*;
 use querygate::db::params::{ConnParams, Engine, SslMode};
 use querygate::secret::Secret;
@@ -81,7 +80,7 @@ async fn status_with_an_expired_token_is_token_expired() {
     assert_error(status, &body, 401, "token_expired");
     assert_eq!(
         challenge.expect("challenge"),
-        r#"Bearer error="invalid_token""#
+        r#"Bearer realm="querygate", error="invalid_token", error_description="connect again""#
     );
 }
 

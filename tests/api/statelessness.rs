@@ -1,7 +1,6 @@
 //! The server keeps no session: a token minted by one instance works on another
 //! with the same keys and survives a restart; other keys reject it.
 
-
 use crate::common::process::ServerProcess;
 use crate::common::*;
 use serde_json::{Value, json};

@@ -1,6 +1,5 @@
 //! Type matrices: one value per common type of each engine, with its expected JSON.
 
-
 use crate::common::*;
 use serde_json::{Value, json};
 
