@@ -126,10 +126,16 @@ pub struct Config {
     /// Upper bound on rows returned by one query.
     #[arg(long, env = "MAX_ROWS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_rows: u64,
-    /// Upper bound on the size of one result's rows (their JSON, approximately), in
-    /// bytes; rows past it are left out and the result is marked truncated.
+    /// Upper bound on the size of one result's rows as written (JSON, CSV or
+    /// NDJSON), in bytes; rows past it are left out and the result is marked
+    /// truncated.
     #[arg(long, env = "MAX_RESULT_BYTES", default_value_t = 64 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..))]
     pub max_result_bytes: u64,
+    /// Upper bound on one row as the database sends it, in bytes: a larger row is
+    /// refused before it is read into memory (`sql_error`), so that one value
+    /// cannot take the instance's memory.
+    #[arg(long, env = "MAX_ROW_BYTES", default_value_t = 8 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..=1_073_741_824))]
+    pub max_row_bytes: u64,
     /// Upper bound on the run time of one statement, in milliseconds.
     #[arg(long, env = "STATEMENT_TIMEOUT_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub statement_timeout_ms: u64,

@@ -215,6 +215,16 @@ impl AppError {
             .with_details(serde_json::json!({ "field": field }))
     }
 
+    /// The envelope `{"success":false,"error":…,"code":…,"details":…}`.
+    pub fn envelope(&self) -> Envelope<'_> {
+        Envelope {
+            success: false,
+            error: &self.message,
+            code: self.code.as_str(),
+            details: self.details.as_ref(),
+        }
+    }
+
     /// The catch-all for bugs: the cause is logged once here, the client gets a
     /// generic sentence.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
@@ -234,8 +244,10 @@ impl std::fmt::Display for AppError {
 
 impl std::error::Error for AppError {}
 
+/// The error envelope, as answers and the closing part of a streamed result
+/// carry it.
 #[derive(Serialize)]
-struct Envelope<'a> {
+pub struct Envelope<'a> {
     success: bool,
     error: &'a str,
     code: &'static str,
@@ -262,13 +274,7 @@ impl IntoResponse for AppError {
                 tracing::debug!(code = self.code.as_str(), "request rejected")
             }
         }
-        let body = Envelope {
-            success: false,
-            error: &self.message,
-            code: self.code.as_str(),
-            details: self.details.as_ref(),
-        };
-        let mut response = (status, axum::Json(body)).into_response();
+        let mut response = (status, axum::Json(self.envelope())).into_response();
         let headers = response.headers_mut();
         if let Some(challenge) = self.code.challenge() {
             headers.insert(

@@ -43,6 +43,38 @@ where
     }
 }
 
+/// A query string. Unlike `axum::extract::Query` a rejection is an [`AppError`]:
+/// `validation_failed` naming the parameter when serde tells which one.
+#[derive(Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for ApiQuery<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let deserializer =
+            serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(deserializer)
+            .map(Self)
+            .map_err(|error| {
+                let field = error.path().to_string();
+                let message = match field.as_str() {
+                    "." | "" => "The query string has an invalid parameter.".to_owned(),
+                    name => format!("The query parameter `{name}` has an invalid value."),
+                };
+                AppError::validation(&field, message)
+            })
+    }
+}
+
 fn is_json(request: &Request) -> bool {
     let Some(value) = request.headers().get(header::CONTENT_TYPE) else {
         return false;

@@ -23,6 +23,7 @@ pub mod extract;
 pub mod middleware;
 pub mod net_guard;
 pub mod random;
+pub mod results;
 pub mod routes;
 pub mod secret;
 pub mod state;

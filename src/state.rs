@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::ai::AiClient;
 use crate::config::{Config, Environment};
+use crate::db::execute::ExecLimits;
 use crate::db::sqlite_dir::SqliteDir;
 use crate::db::{Databases, DbSettings};
 use crate::net_guard::NetGuard;
@@ -23,6 +24,20 @@ pub struct AppState {
     pub db: Databases,
     /// The model client, when one is configured.
     pub ai: Option<Arc<AiClient>>,
+    /// The limits of every statement, from the configuration.
+    pub limits: ExecLimits,
+}
+
+/// Rows returned when the client does not say (within `MAX_ROWS`).
+pub const DEFAULT_MAX_ROWS: u64 = 1_000;
+
+impl AppState {
+    /// The configured model, or `ai_not_configured`.
+    pub fn model(&self) -> Result<&AiClient, crate::error::AppError> {
+        self.ai
+            .as_deref()
+            .ok_or_else(|| crate::ai::AiError::NotConfigured.into())
+    }
 }
 
 /// Why the server could not be prepared.
@@ -83,6 +98,7 @@ impl AppState {
             leeway: config.token_leeway,
             algorithm: config.token_algorithm,
         };
+        let max_row_bytes = usize::try_from(config.max_row_bytes).unwrap_or(usize::MAX);
         let settings = DbSettings {
             connect_timeout: Duration::from_millis(config.db_connect_timeout_ms),
             max_connections: config.pool_max_connections,
@@ -90,6 +106,14 @@ impl AppState {
             max_pools: config.pool_max_pools,
             schema_ttl: Duration::from_secs(config.schema_cache_ttl_secs),
             statement_timeout: Duration::from_millis(config.statement_timeout_ms),
+            max_row_bytes,
+        };
+        let limits = ExecLimits {
+            default_max_rows: DEFAULT_MAX_ROWS,
+            max_rows: config.max_rows,
+            statement_timeout: settings.statement_timeout,
+            max_row_bytes,
+            max_result_bytes: usize::try_from(config.max_result_bytes).unwrap_or(usize::MAX),
         };
         let guard = NetGuard::new(
             &config.db_allowed_hosts,
@@ -105,6 +129,7 @@ impl AppState {
         });
         Self {
             ai,
+            limits,
             tokens: Arc::new(TokenService::new(ring, policy)),
             db: Databases::new(settings, guard, sqlite),
             config: Arc::new(config),

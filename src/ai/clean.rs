@@ -1,8 +1,8 @@
 //! Cleaning a model's answer into one SQL statement, and the cheap lexical check
 //! that comes before the database's own.
 
-use crate::db::execute::sql_text::{self, Dialect};
 use crate::db::params::Engine;
+use crate::db::sql_text::{self, Dialect};
 
 /// Statement kinds a generated query may start with. Only a first filter: the
 /// database decides (it plans or runs the statement read-only).
@@ -50,10 +50,7 @@ pub fn looks_read_only(sql: &str, engine: Engine) -> bool {
 }
 
 fn dialect(engine: Engine) -> Dialect {
-    match engine {
-        Engine::Mysql => Dialect::Mysql,
-        Engine::Postgresql | Engine::Sqlite => Dialect::Sqlite,
-    }
+    Dialect::of(engine)
 }
 
 fn fenced(answer: &str) -> Option<String> {

@@ -6,6 +6,7 @@
 //! goes through the same read-only door as `execute`.
 
 pub mod clean;
+pub mod generate;
 pub mod prompt;
 
 use std::time::Duration;
@@ -15,6 +16,27 @@ use serde_json::json;
 
 use crate::error::{AppError, ErrorCode};
 use crate::secret::Secret;
+
+/// Longest question accepted, in characters.
+pub const MAX_QUESTION_CHARS: usize = 2_000;
+
+/// Checks a question sent in `field`: present, not blank, not too long.
+pub fn question(field: &str, value: Option<String>) -> Result<String, AppError> {
+    let value = value.map(|q| q.trim().to_owned()).filter(|q| !q.is_empty());
+    let value = value.ok_or_else(|| {
+        AppError::validation(
+            field,
+            format!("`{field}` is required: a question in plain language."),
+        )
+    })?;
+    if value.chars().count() > MAX_QUESTION_CHARS {
+        return Err(AppError::validation(
+            field,
+            format!("`{field}` must be at most {MAX_QUESTION_CHARS} characters."),
+        ));
+    }
+    Ok(value)
+}
 
 /// Where the model lives and how long to wait for it.
 #[derive(Debug, Clone)]

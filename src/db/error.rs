@@ -1,11 +1,11 @@
 //! Database failures, classified into the design's codes.
 //!
 //! The engines report failures in their own vocabulary (SQLSTATE, MySQL error
-//! numbers, SQLite result codes, I/O errors); this module is the one place that
-//! translates them. Messages are for a person and never contain connection
+//! numbers, SQLite result codes, I/O errors); each engine's `errors` module
+//! translates them into these kinds, and this module turns a kind into the API's
+//! code and sentence. Messages are for a person and never contain connection
 //! parameters.
 
-use crate::db::params::Engine;
 use crate::error::{AppError, ErrorCode};
 
 /// A classified database failure.
@@ -35,6 +35,16 @@ pub enum DbError {
     /// The server answered in a way querygate does not understand.
     #[error("protocol error")]
     Protocol,
+}
+
+impl DbError {
+    /// The kind of an I/O failure while talking to a database.
+    pub fn from_io(error: &std::io::Error) -> Self {
+        match error.kind() {
+            std::io::ErrorKind::TimedOut => Self::Timeout,
+            _ => Self::ConnectionRefused,
+        }
+    }
 }
 
 impl From<DbError> for AppError {
@@ -78,73 +88,5 @@ impl From<DbError> for AppError {
             tracing::debug!(%reason, "TLS to the database failed");
         }
         AppError::new(code, message)
-    }
-}
-
-/// Classifies an error raised while opening a connection.
-pub fn classify_connect(engine: Engine, error: &sqlx::Error) -> DbError {
-    // The engines' own messages name the user (and MySQL the client host), so only
-    // the kind of failure and the engine's code are logged.
-    match error {
-        sqlx::Error::Database(db) => tracing::debug!(
-            engine = engine.as_str(),
-            code = db.code().as_deref().unwrap_or("-"),
-            "database refused the connection"
-        ),
-        other => {
-            tracing::debug!(engine = engine.as_str(), error = %other, "database connection failed")
-        }
-    }
-    match error {
-        sqlx::Error::Database(db) => classify_connect_database(engine, db.as_ref()),
-        sqlx::Error::Io(io) if looks_like_tls(&io.to_string()) => {
-            DbError::TlsFailed(io.to_string())
-        }
-        sqlx::Error::Io(io) => match io.kind() {
-            std::io::ErrorKind::TimedOut => DbError::Timeout,
-            _ => DbError::ConnectionRefused,
-        },
-        sqlx::Error::Tls(cause) => DbError::TlsFailed(cause.to_string()),
-        sqlx::Error::PoolTimedOut => DbError::Timeout,
-        sqlx::Error::Protocol(message) if looks_like_tls(message) => {
-            DbError::TlsFailed(message.clone())
-        }
-        _ => DbError::Protocol,
-    }
-}
-
-/// rustls reports handshake and certificate failures as I/O errors.
-fn looks_like_tls(message: &str) -> bool {
-    let message = message.to_ascii_lowercase();
-    ["certificate", "tls", "handshake", "ssl"]
-        .iter()
-        .any(|word| message.contains(word))
-}
-
-fn classify_connect_database(engine: Engine, db: &dyn sqlx::error::DatabaseError) -> DbError {
-    match engine {
-        Engine::Postgresql => match db.code().as_deref() {
-            // invalid_password, invalid_authorization_specification, insufficient_privilege
-            Some("28P01" | "28000" | "42501") => DbError::AccessDenied,
-            Some("3D000") => DbError::DatabaseNotFound,
-            _ => DbError::Protocol,
-        },
-        Engine::Mysql => {
-            let number = db
-                .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
-                .map(sqlx::mysql::MySqlDatabaseError::number);
-            match number {
-                // ER_ACCESS_DENIED_ERROR, ER_DBACCESS_DENIED_ERROR, ER_ACCESS_DENIED_NO_PASSWORD
-                Some(1045 | 1044 | 1698) => DbError::AccessDenied,
-                Some(1049) => DbError::DatabaseNotFound,
-                _ => DbError::Protocol,
-            }
-        }
-        Engine::Sqlite => match db.code().as_deref() {
-            // SQLITE_CANTOPEN, SQLITE_NOTADB
-            Some("14" | "26") => DbError::DatabaseNotFound,
-            Some("23") => DbError::AccessDenied,
-            _ => DbError::Protocol,
-        },
     }
 }

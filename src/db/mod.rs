@@ -1,17 +1,27 @@
 //! Everything that talks to the user's databases.
 //!
 //! [`Databases`] is the entry point the routes use: it checks the host policy,
-//! opens and caches pools, and answers version pings. The engine is a closed enum
-//! ([`params::Engine`]) matched in one place per operation.
+//! opens and caches pools, and runs statements through the one door for client
+//! SQL ([`execute`]). The engine is a closed enum ([`params::Engine`], [`DbPool`])
+//! matched in one place per operation; each engine lives in its own module:
+//! [`pg`] (our own protocol connections), [`mysql`] (`mysql_async`), [`sqlite`]
+//! (`rusqlite`).
 
-pub mod connect;
 pub mod error;
 pub mod execute;
 pub mod introspect;
+pub mod mysql;
 pub mod params;
+pub mod pg;
+pub mod policy;
+pub mod pool;
 pub mod pool_cache;
+pub mod rows;
 pub mod sql_error;
+pub mod sql_text;
+pub mod sqlite;
 pub mod sqlite_dir;
+pub mod tls;
 pub mod values;
 
 use std::sync::Arc;
@@ -19,43 +29,33 @@ use std::time::Duration;
 
 use crate::net_guard::NetGuard;
 use error::DbError;
+use execute::ExecRequest;
 use params::ConnParams;
 use pool_cache::PoolCache;
+use rows::Execution;
 use sql_error::SqlError;
 use sqlite_dir::SqliteDir;
 
-pub use connect::{DbPool, PoolEntry};
+pub use pool::{DbPool, PoolEntry};
 
 /// Limits of the database layer.
 #[derive(Debug, Clone, Copy)]
 pub struct DbSettings {
-    /// Resolve + connect + log in, and pool acquisition.
+    /// Resolve + connect + log in, and waiting for a pooled connection.
     pub connect_timeout: Duration,
     /// Connections per pool.
     pub max_connections: u32,
-    /// How long an unused pool is kept.
+    /// How long an unused pool (and an unused MySQL connection) is kept.
     pub pool_idle: Duration,
     /// Pools kept at most.
     pub max_pools: u64,
     /// How long a schema read is reused; zero turns the cache off.
     pub schema_ttl: Duration,
-    /// Time allowed to read a schema.
+    /// The server's statement limit: the default for MySQL sessions, and the
+    /// limit of a schema read.
     pub statement_timeout: Duration,
-}
-
-/// Runs a statement's work on a task of its own, so that a client hanging up
-/// mid-request cannot drop it between `BEGIN` and `ROLLBACK` and hand a connection
-/// with an open transaction back to the pool.
-async fn run_to_completion<T: Send + 'static>(
-    work: impl Future<Output = Result<T, SqlError>> + Send + 'static,
-) -> Result<T, SqlError> {
-    tokio::spawn(work).await.unwrap_or_else(|error| {
-        tracing::error!(%error, "statement task failed");
-        Err(SqlError::refused(
-            crate::error::ErrorCode::SqlError,
-            "the statement could not be completed",
-        ))
-    })
+    /// The largest single row read from a database.
+    pub max_row_bytes: usize,
 }
 
 /// Cached schemas, keyed by the pool key and the schema filter.
@@ -71,7 +71,7 @@ pub struct Databases {
     schemas: SchemaCache,
 }
 
-/// What a successful connect or ping reports.
+/// What a successful connect or check reports.
 #[derive(Debug, Clone)]
 pub struct ServerInfo {
     /// e.g. `PostgreSQL 15.4`.
@@ -103,13 +103,19 @@ impl Databases {
         &self.sqlite
     }
 
-    /// The pool for `params`, opened (and checked) on first use.
+    /// The limits in force.
+    pub fn settings(&self) -> &DbSettings {
+        &self.settings
+    }
+
+    /// The pool for `params`, opened (and checked) on first use; the flag tells
+    /// whether this call opened it.
     pub async fn pool(&self, params: &ConnParams) -> Result<(PoolEntry, bool), DbError> {
         self.pools
             // Boxed: opening is rare and its future is large.
             .get_or_open(
                 params,
-                Box::pin(connect::open(
+                Box::pin(pool::open(
                     params,
                     &self.settings,
                     &self.guard,
@@ -128,61 +134,32 @@ impl Databases {
                 version: entry.server_version.clone(),
             });
         }
-        match entry
-            .pool
-            .server_version(self.settings.connect_timeout)
-            .await
-        {
-            Ok(version) => Ok(ServerInfo { version }),
-            Err(error) => {
-                // A pool whose server went away is dropped so that the next request
-                // starts from a fresh connection.
-                self.pools.evict(params).await;
-                Err(error)
-            }
-        }
+        let checked = entry.pool.check(self.settings.connect_timeout).await;
+        let version = self.evict_if_gone(params, &entry, checked).await?;
+        Ok(ServerInfo { version })
     }
 
-    /// Runs a client's statement read-only (see [`execute`]). A failure to reach the
-    /// database drops the pool, so the next request starts afresh.
+    /// Starts a client's statement read-only (see [`execute`]); resolves when its
+    /// columns are known.
     pub async fn execute(
         &self,
         params: &ConnParams,
-        request: &execute::ExecRequest,
-    ) -> Result<execute::QueryOutput, SqlError> {
+        request: ExecRequest,
+    ) -> Result<Execution, SqlError> {
         let (entry, _) = self.pool(params).await?;
-        let (task, request) = (entry.clone(), request.clone());
-        let result = run_to_completion(async move {
-            execute::execute(&task.pool, &task.server_version, &request).await
-        })
-        .await;
-        if let Err(SqlError::Connection(error)) = &result
-            && self.gone(&entry, error)
-        {
-            self.pools.evict(params).await;
-        }
-        result
+        let result = execute::execute(&entry.pool, request).await;
+        self.evict_if_gone(params, &entry, result).await
     }
 
-    /// Plans `sql` read-only without running it (see [`execute::validate`]).
+    /// Plans a statement read-only without running it (see [`execute::validate`]).
     pub async fn validate(
         &self,
         params: &ConnParams,
-        sql: &str,
-        timeout: Duration,
+        request: &ExecRequest,
     ) -> Result<(), SqlError> {
         let (entry, _) = self.pool(params).await?;
-        let (task, sql) = (entry.clone(), sql.to_owned());
-        let result = run_to_completion(async move {
-            execute::validate(&task.pool, &task.server_version, &sql, timeout).await
-        })
-        .await;
-        if let Err(SqlError::Connection(error)) = &result
-            && self.gone(&entry, error)
-        {
-            self.pools.evict(params).await;
-        }
-        result
+        let result = execute::validate(&entry.pool, request).await;
+        self.evict_if_gone(params, &entry, result).await
     }
 
     /// The tables and views of the database, optionally of one schema, through a
@@ -201,33 +178,41 @@ impl Databases {
         let read = tokio::time::timeout(
             self.settings.statement_timeout,
             introspect::read(&entry.pool, schema),
-        );
-        let result = read.await.unwrap_or_else(|_| Err(SqlError::timeout()));
-        match result {
-            Ok(tables) => {
-                let tables = Arc::new(tables);
-                self.schemas.insert(key, Arc::clone(&tables)).await;
-                Ok(tables)
-            }
-            Err(error) => {
-                if let SqlError::Connection(db_error) = &error
-                    && self.gone(&entry, db_error)
-                {
-                    self.pools.evict(params).await;
-                }
-                Err(error)
-            }
-        }
+        )
+        .await
+        .unwrap_or_else(|_| Err(SqlError::timeout()));
+        let tables = Arc::new(self.evict_if_gone(params, &entry, read).await?);
+        self.schemas.insert(key, Arc::clone(&tables)).await;
+        Ok(tables)
     }
 
-    /// Whether a connection failure means the database is gone (drop the pool, so
-    /// the next request resolves and connects afresh) rather than the pool being
-    /// busy: a refused connection, or a timeout while the pool had room, which is
-    /// sqlx's pool retrying a connect that keeps failing.
+    /// Passes `result` through; a failure that means the database is gone drops
+    /// the pool, so the next request resolves and connects afresh.
+    async fn evict_if_gone<T, E>(
+        &self,
+        params: &ConnParams,
+        entry: &PoolEntry,
+        result: Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: GoneCheck,
+    {
+        if let Err(error) = &result
+            && error.connection().is_some_and(|e| self.gone(entry, e))
+        {
+            self.pools.evict(params).await;
+        }
+        result
+    }
+
+    /// Whether a connection failure means the database is gone rather than the
+    /// pool being busy: a refused connection, or a timeout while the pool had room.
     fn gone(&self, entry: &PoolEntry, error: &DbError) -> bool {
         match error {
             DbError::ConnectionRefused => true,
-            DbError::Timeout => entry.pool.size() < self.settings.max_connections,
+            DbError::Timeout => entry.pool.size().is_some_and(|size| {
+                size < usize::try_from(self.settings.max_connections).unwrap_or(0)
+            }),
             _ => false,
         }
     }
@@ -245,5 +230,30 @@ impl Databases {
     /// Number of pools held (for tests and metrics).
     pub async fn pool_count(&self) -> u64 {
         self.pools.count().await
+    }
+
+    /// Closes every pool (at shutdown).
+    pub async fn close_all(&self) {
+        self.pools.close_all().await;
+    }
+}
+
+/// Errors that may say the database is gone.
+trait GoneCheck {
+    fn connection(&self) -> Option<&DbError>;
+}
+
+impl GoneCheck for DbError {
+    fn connection(&self) -> Option<&DbError> {
+        Some(self)
+    }
+}
+
+impl GoneCheck for SqlError {
+    fn connection(&self) -> Option<&DbError> {
+        match self {
+            Self::Connection(error) => Some(error),
+            Self::Statement(_) => None,
+        }
     }
 }

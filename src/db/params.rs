@@ -30,6 +30,23 @@ impl Engine {
         }
     }
 
+    /// Checks a `dbType` field: required, one of the engines or their aliases.
+    pub fn from_field(value: Option<String>) -> Result<Self, crate::error::AppError> {
+        use crate::error::AppError;
+        let value = value.ok_or_else(|| {
+            AppError::validation(
+                "dbType",
+                "`dbType` is required: postgresql, mysql or sqlite.",
+            )
+        })?;
+        Self::parse(&value).ok_or_else(|| {
+            AppError::validation(
+                "dbType",
+                "`dbType` must be postgresql (or postgres), mysql (or mariadb) or sqlite.",
+            )
+        })
+    }
+
     /// The canonical `dbType`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -124,6 +141,19 @@ pub struct ConnParams {
 }
 
 impl ConnParams {
+    /// The built-in demo database.
+    pub fn demo() -> Self {
+        Self {
+            engine: Engine::Sqlite,
+            host: String::new(),
+            port: 0,
+            username: String::new(),
+            password: Secret::default(),
+            database: crate::db::sqlite_dir::DEMO.to_owned(),
+            ssl: SslMode::Disable,
+        }
+    }
+
     /// The parts that identify the connection, without the password, for the
     /// token's `sub` fingerprint.
     pub fn identity_parts(&self) -> [Vec<u8>; 5] {

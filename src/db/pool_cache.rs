@@ -13,9 +13,9 @@ use hmac::{Hmac, Mac};
 use moka::future::Cache;
 use sha2::Sha256;
 
-use crate::db::connect::PoolEntry;
 use crate::db::error::DbError;
 use crate::db::params::ConnParams;
+use crate::db::pool::PoolEntry;
 
 type PoolKey = [u8; 32];
 
@@ -96,6 +96,15 @@ impl PoolCache {
     /// whether there was one.
     pub async fn evict(&self, params: &ConnParams) -> bool {
         self.cache.remove(&self.key(params)).await.is_some()
+    }
+
+    /// Closes and forgets every pool (at shutdown).
+    pub async fn close_all(&self) {
+        let entries: Vec<PoolEntry> = self.cache.iter().map(|(_, entry)| entry).collect();
+        self.cache.invalidate_all();
+        for entry in entries {
+            entry.pool.close().await;
+        }
     }
 
     /// Pools currently held.

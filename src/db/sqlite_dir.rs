@@ -7,8 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{ConnectOptions, Connection};
+use rusqlite::{Connection, OpenFlags};
 
 use crate::db::error::DbError;
 
@@ -34,7 +33,10 @@ impl SqliteDir {
         let dir = Self {
             root: root.canonicalize()?,
         };
-        dir.ensure_demo().await.map_err(std::io::Error::other)?;
+        let root = dir.root.clone();
+        tokio::task::spawn_blocking(move || ensure_demo(&root))
+            .await
+            .map_err(std::io::Error::other)??;
         Ok(dir)
     }
 
@@ -65,36 +67,32 @@ impl SqliteDir {
             .find(|path| path.starts_with(&self.root) && path.is_file())
             .ok_or(DbError::DatabaseNotFound)
     }
+}
 
-    async fn ensure_demo(&self) -> Result<(), sqlx::Error> {
-        let target = self.root.join(format!("{DEMO}.db"));
-        let wanted = demo_version();
-        if target.is_file() && read_user_version(&target).await.ok() == Some(wanted) {
-            return Ok(());
-        }
-        // Build beside the target and rename, so that another instance sharing the
-        // folder never opens a half-written demo.
-        let suffix = crate::random::bytes::<6>()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>();
-        let temporary = self.root.join(format!(".{DEMO}.{suffix}.tmp"));
-        let mut connection = SqliteConnectOptions::new()
-            .filename(&temporary)
-            .create_if_missing(true)
-            .connect()
-            .await?;
-        sqlx::raw_sql(DEMO_SQL).execute(&mut connection).await?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "PRAGMA user_version = {wanted}"
-        )))
-        .execute(&mut connection)
-        .await?;
-        connection.close().await?;
-        std::fs::rename(&temporary, &target)?;
-        tracing::info!(path = %target.display(), "created the demo database");
-        Ok(())
+/// Makes sure the demo database exists and matches this build's demo script.
+fn ensure_demo(root: &Path) -> Result<(), std::io::Error> {
+    let target = root.join(format!("{DEMO}.db"));
+    let wanted = demo_version();
+    if target.is_file() && read_user_version(&target).ok() == Some(wanted) {
+        return Ok(());
     }
+    // Build beside the target and rename, so that another instance sharing the
+    // folder never opens a half-written demo.
+    let suffix = crate::random::bytes::<6>()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>();
+    let temporary = root.join(format!(".{DEMO}.{suffix}.tmp"));
+    let build = || -> Result<(), rusqlite::Error> {
+        let connection = Connection::open(&temporary)?;
+        connection.execute_batch(DEMO_SQL)?;
+        connection.pragma_update(None, "user_version", wanted)?;
+        connection.close().map_err(|(_, error)| error)
+    };
+    build().map_err(std::io::Error::other)?;
+    std::fs::rename(&temporary, &target)?;
+    tracing::info!(path = %target.display(), "created the demo database");
+    Ok(())
 }
 
 /// A stable number derived from the demo script (FNV-1a, 31 bits), stored as the
@@ -106,17 +104,9 @@ fn demo_version() -> i64 {
     i64::try_from(hash & 0x7fff_ffff).unwrap_or(1)
 }
 
-async fn read_user_version(path: &Path) -> Result<i64, sqlx::Error> {
-    let mut connection = SqliteConnectOptions::new()
-        .filename(path)
-        .read_only(true)
-        .connect()
-        .await?;
-    let version = sqlx::query_scalar::<_, i64>("PRAGMA user_version")
-        .fetch_one(&mut connection)
-        .await;
-    let _ = connection.close().await;
-    version
+fn read_user_version(path: &Path) -> Result<i64, rusqlite::Error> {
+    let connection = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    connection.pragma_query_value(None, "user_version", |row| row.get(0))
 }
 
 #[cfg(test)]

@@ -43,26 +43,10 @@ pub struct ConnectRequest {
 
 const MAX_FIELD_CHARS: usize = 255;
 
-/// Checks `dbType`: required, one of the engines or their aliases.
-pub fn db_type(value: Option<String>) -> Result<Engine, AppError> {
-    let value = value.ok_or_else(|| {
-        AppError::validation(
-            "dbType",
-            "`dbType` is required: postgresql, mysql or sqlite.",
-        )
-    })?;
-    Engine::parse(&value).ok_or_else(|| {
-        AppError::validation(
-            "dbType",
-            "`dbType` must be postgresql (or postgres), mysql (or mariadb) or sqlite.",
-        )
-    })
-}
-
 impl ConnectRequest {
     /// Checks every field and builds the connection parameters.
     pub fn into_params(self) -> Result<ConnParams, AppError> {
-        let engine = db_type(self.db_type)?;
+        let engine = Engine::from_field(self.db_type)?;
         let database = required("database", self.database)?;
         if engine == Engine::Sqlite {
             if !SqliteDir::is_valid_name(&database) {
@@ -257,7 +241,7 @@ async fn status(
         body["check"] = json!({
             "ok": true,
             "serverVersion": info.version,
-            "elapsedMs": super::elapsed_ms(started.elapsed()),
+            "elapsedMs": crate::results::elapsed_ms(started.elapsed()),
         });
     }
     Ok(Json(body))

@@ -6,18 +6,15 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{SecondsFormat, Utc};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
-use crate::ai::prompt;
-use crate::db::params::{ConnParams, Engine, SslMode};
-use crate::db::sqlite_dir::DEMO;
+use crate::ai::generate::{self, Question, Target};
+use crate::ai::{self, prompt};
+use crate::db::params::{ConnParams, Engine};
 use crate::error::AppResult;
 use crate::extract::ApiJson;
-use crate::routes::ai::{generate, model, question};
-use crate::routes::query::{Layout, result_json};
-use crate::routes::schema::{schema_response, wants_fresh};
-use crate::secret::Secret;
+use crate::results::schema::{schema_response, wants_fresh};
+use crate::results::{ExecuteAnswer, RowsAnswer};
 use crate::state::AppState;
 
 /// The routes of this area.
@@ -27,22 +24,9 @@ pub fn router() -> Router<AppState> {
         .route("/api/demo/query", post(demo_query))
 }
 
-/// The demo database's connection parameters.
-pub fn demo_params() -> ConnParams {
-    ConnParams {
-        engine: Engine::Sqlite,
-        host: String::new(),
-        port: 0,
-        username: String::new(),
-        password: Secret::default(),
-        database: DEMO.to_owned(),
-        ssl: SslMode::Disable,
-    }
-}
-
 #[tracing::instrument(skip_all)]
 async fn demo_schema(State(state): State<AppState>, headers: HeaderMap) -> AppResult<Response> {
-    let params = demo_params();
+    let params = ConnParams::demo();
     let tables = state
         .db
         .schema(&params, None, wants_fresh(&headers))
@@ -56,42 +40,60 @@ pub struct DemoQuery {
     query: Option<String>,
 }
 
+/// The answer of `POST /api/demo/query`, in the replaced app's shape.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DemoAnswer {
+    success: bool,
+    sql: String,
+    original_query: String,
+    data: RowsAnswer,
+    columns: Vec<String>,
+    row_count: usize,
+    truncated: bool,
+    executed_at: String,
+    model: String,
+    retried: bool,
+}
+
 #[tracing::instrument(skip_all)]
 async fn demo_query(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<DemoQuery>,
-) -> AppResult<Json<Value>> {
-    let question = question("query", body.query)?;
-    let ai = model(&state)?;
-    let params = demo_params();
+) -> AppResult<Json<DemoAnswer>> {
+    let question = ai::question("query", body.query)?;
+    let model = state.model()?;
+    let params = ConnParams::demo();
     let tables = state.db.schema(&params, None, false).await?;
     let budget = usize::try_from(state.config.ai_schema_budget_chars).unwrap_or(usize::MAX);
     let schema_text = prompt::render_schema(&tables, Engine::Sqlite, &question, budget);
-    let generated = generate(
-        &state,
-        ai,
-        Engine::Sqlite,
-        Some(&params),
-        &schema_text,
-        &question,
-        true,
-    )
-    .await?;
-    let result = generated
-        .result
-        .as_ref()
-        .map(|r| result_json(r, Layout::Objects))
-        .unwrap_or_default();
-    Ok(Json(json!({
-        "success": true,
-        "sql": generated.sql,
-        "originalQuery": question,
-        "data": result["data"],
-        "columns": result["columns"],
-        "rowCount": result["rowCount"],
-        "truncated": result["truncated"],
-        "executedAt": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
-        "model": ai.model(),
-        "retried": generated.retried,
-    })))
+    let asked = Question {
+        engine: Engine::Sqlite,
+        schema: &schema_text,
+        text: &question,
+        target: Target::Execute(&params),
+    };
+    let generated = generate::generate(model, &state.db, &state.limits, asked).await?;
+    let result = generated.result.map(ExecuteAnswer::new);
+    let (data, columns, row_count, truncated) = match result {
+        Some(result) => (
+            result.data,
+            result.columns,
+            result.row_count,
+            result.truncated,
+        ),
+        None => (RowsAnswer::default(), Vec::new(), 0, false),
+    };
+    Ok(Json(DemoAnswer {
+        success: true,
+        sql: generated.sql,
+        original_query: question,
+        data,
+        columns,
+        row_count,
+        truncated,
+        executed_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+        model: model.model().to_owned(),
+        retried: generated.retried,
+    }))
 }

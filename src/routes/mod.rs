@@ -26,11 +26,6 @@ pub fn router() -> Router<AppState> {
         .method_not_allowed_fallback(method_not_allowed)
 }
 
-/// A duration in milliseconds, to a tenth of a millisecond.
-pub fn elapsed_ms(elapsed: std::time::Duration) -> f64 {
-    (elapsed.as_secs_f64() * 10_000.0).round() / 10.0
-}
-
 async fn not_found(uri: Uri) -> AppError {
     AppError::new(ErrorCode::NotFound, format!("No route for {}.", uri.path()))
 }

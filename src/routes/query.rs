@@ -1,19 +1,18 @@
-//! `POST /api/database/execute`: one read-only statement over the token's database.
+//! `POST /api/database/execute`: one read-only statement over the token's
+//! database, its rows written as they come.
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
 use axum::routing::post;
-use axum::{Json, Router};
-use chrono::{SecondsFormat, Utc};
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
-use crate::config::Config;
-use crate::db::execute::{ExecRequest, QueryOutput};
+use crate::db::execute::{ExecLimits, ExecRequest};
 use crate::error::{AppError, AppResult};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiQuery};
+use crate::results::{self, Format, Layout};
 use crate::state::AppState;
 use crate::token::extract::Bearer;
 
@@ -25,7 +24,7 @@ pub fn router() -> Router<AppState> {
 /// Body of `POST /api/database/execute`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ExecuteRequest {
+pub struct ExecuteBody {
     sql: Option<String>,
     #[serde(default)]
     params: Vec<Value>,
@@ -35,45 +34,33 @@ pub struct ExecuteRequest {
     bigint_as_string: bool,
 }
 
-/// Rows returned when the client does not say, within `MAX_ROWS`.
-pub const DEFAULT_MAX_ROWS: u64 = 1_000;
-
-impl ExecuteRequest {
-    /// Checks the fields against the server's limits. `maxRows` and `timeoutMs`
-    /// above the server maximum are lowered to it.
-    pub fn into_request(self, config: &Config) -> Result<ExecRequest, AppError> {
+impl ExecuteBody {
+    /// Checks the fields; `maxRows` and `timeoutMs` above the server maximum are
+    /// lowered to it.
+    pub fn into_request(self, limits: &ExecLimits) -> Result<ExecRequest, AppError> {
         let sql = self
             .sql
             .filter(|s| !s.trim().is_empty())
             .ok_or_else(|| AppError::validation("sql", "`sql` is required: one SQL statement."))?;
-        let max_rows = match self.max_rows {
-            Some(0) => {
-                return Err(AppError::validation(
-                    "maxRows",
-                    "`maxRows` must be at least 1.",
-                ));
-            }
-            Some(rows) => rows.min(config.max_rows),
-            None => DEFAULT_MAX_ROWS.min(config.max_rows),
-        };
-        let timeout_ms = match self.timeout_ms {
-            Some(0) => {
-                return Err(AppError::validation(
-                    "timeoutMs",
-                    "`timeoutMs` must be at least 1.",
-                ));
-            }
-            Some(ms) => ms.min(config.statement_timeout_ms),
-            None => config.statement_timeout_ms,
-        };
-        Ok(ExecRequest {
+        if self.max_rows == Some(0) {
+            return Err(AppError::validation(
+                "maxRows",
+                "`maxRows` must be at least 1.",
+            ));
+        }
+        if self.timeout_ms == Some(0) {
+            return Err(AppError::validation(
+                "timeoutMs",
+                "`timeoutMs` must be at least 1.",
+            ));
+        }
+        Ok(limits.request(
             sql,
-            params: self.params,
-            max_rows: usize::try_from(max_rows).unwrap_or(usize::MAX),
-            timeout: std::time::Duration::from_millis(timeout_ms),
-            bigint_as_string: self.bigint_as_string,
-            max_result_bytes: usize::try_from(config.max_result_bytes).unwrap_or(usize::MAX),
-        })
+            self.params,
+            self.max_rows,
+            self.timeout_ms,
+            self.bigint_as_string,
+        ))
     }
 }
 
@@ -83,114 +70,31 @@ pub struct FormatQuery {
     format: Option<String>,
 }
 
-/// How rows are laid out in a JSON answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Layout {
-    /// `data`: one object per row, keyed by column name.
-    Objects,
-    /// `rows`: one array per row (duplicate column names survive).
-    Arrays,
-}
-
-impl Layout {
-    fn from_query(query: Result<Query<FormatQuery>, QueryRejection>) -> Result<Self, AppError> {
-        let invalid = || AppError::validation("format", "`format` must be `objects` or `arrays`.");
-        let Query(query) = query.map_err(|_| invalid())?;
-        match query.format.as_deref() {
-            None | Some("objects") => Ok(Self::Objects),
-            Some("arrays") => Ok(Self::Arrays),
-            Some(_) => Err(invalid()),
+impl FormatQuery {
+    fn layout(&self) -> Result<Layout, AppError> {
+        match self.format.as_deref() {
+            None | Some("objects") => Ok(Layout::Objects),
+            Some("arrays") => Ok(Layout::Arrays),
+            Some(_) => Err(AppError::validation(
+                "format",
+                "`format` must be `objects` or `arrays`.",
+            )),
         }
     }
-}
-
-/// The JSON answer for a result.
-pub fn result_json(output: &QueryOutput, layout: Layout) -> Value {
-    let columns: Vec<&str> = output.columns.iter().map(|c| c.name.as_str()).collect();
-    let column_types: Vec<Value> = output
-        .columns
-        .iter()
-        .map(|c| json!({ "name": c.name, "type": c.type_name }))
-        .collect();
-    let mut body = json!({
-        "success": true,
-        "columns": columns,
-        "columnTypes": column_types,
-    });
-    match layout {
-        Layout::Objects => {
-            let data: Vec<Value> = output
-                .rows
-                .iter()
-                .map(|row| {
-                    let object: Map<String, Value> = columns
-                        .iter()
-                        .map(|c| (*c).to_owned())
-                        .zip(row.iter().cloned())
-                        .collect();
-                    Value::Object(object)
-                })
-                .collect();
-            body["data"] = Value::Array(data);
-        }
-        Layout::Arrays => body["rows"] = json!(output.rows),
-    }
-    body["rowCount"] = json!(output.rows.len());
-    body["truncated"] = json!(output.truncated);
-    body["executedAt"] = json!(Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true));
-    body["elapsedMs"] = json!(super::elapsed_ms(output.elapsed));
-    body
-}
-
-/// The result as CSV: a header line, then one line per row. NULL is an empty
-/// field; JSON values are their JSON text.
-fn result_csv(output: &QueryOutput) -> Result<Vec<u8>, AppError> {
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    let failed = |error: &dyn std::fmt::Display| AppError::internal(error);
-    writer
-        .write_record(output.columns.iter().map(|c| c.name.as_str()))
-        .map_err(|e| failed(&e))?;
-    for row in &output.rows {
-        writer
-            .write_record(row.iter().map(|value| match value {
-                Value::Null => String::new(),
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            }))
-            .map_err(|e| failed(&e))?;
-    }
-    writer.into_inner().map_err(|e| failed(&e))
-}
-
-fn wants_csv(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.to_ascii_lowercase().contains("text/csv"))
 }
 
 #[tracing::instrument(skip_all, fields(db_type = verified.params.engine.as_str()))]
 async fn execute(
     State(state): State<AppState>,
     Bearer(verified): Bearer,
-    query: Result<Query<FormatQuery>, QueryRejection>,
+    ApiQuery(query): ApiQuery<FormatQuery>,
     headers: HeaderMap,
-    ApiJson(body): ApiJson<ExecuteRequest>,
+    ApiJson(body): ApiJson<ExecuteBody>,
 ) -> AppResult<Response> {
-    let layout = Layout::from_query(query)?;
-    let request = body.into_request(&state.config)?;
-    let output = state.db.execute(&verified.params, &request).await?;
-    if wants_csv(&headers) {
-        let csv = result_csv(&output)?;
-        let mut response =
-            ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], csv).into_response();
-        let headers = response.headers_mut();
-        headers.insert("x-row-count", HeaderValue::from(output.rows.len()));
-        headers.insert(
-            "x-truncated",
-            HeaderValue::from_static(if output.truncated { "true" } else { "false" }),
-        );
-        return Ok(response);
-    }
-    Ok(Json(result_json(&output, layout)).into_response())
+    let layout = query.layout()?;
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = Format::from_accept(accept, layout);
+    let request = body.into_request(&state.limits)?;
+    let execution = state.db.execute(&verified.params, request).await?;
+    Ok(results::respond(execution, format, state.limits.max_result_bytes).await)
 }

@@ -257,15 +257,25 @@ pub async fn pg_fixture(file: &str) {
 async fn load_pg_fixture(file: &str) {
     ensure_databases();
     let sql = std::fs::read_to_string(fixture_path(file)).expect("fixture");
-    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(
-        "postgres://postgres@127.0.0.1:5432/test",
+    pg_admin_execute("test", &sql).await;
+}
+
+/// Runs `sql` (one or more statements) on PostgreSQL database `database` as the
+/// superuser, outside querygate, through an independent client.
+pub async fn pg_admin_execute(database: &str, sql: &str) {
+    let client = pg_admin(database).await;
+    client.batch_execute(sql).await.expect("admin statement");
+}
+
+async fn pg_admin(database: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(
+        &format!("host=127.0.0.1 port=5432 user=postgres dbname={database}"),
+        tokio_postgres::NoTls,
     )
     .await
     .expect("postgres");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-        .execute(&mut conn)
-        .await
-        .expect("fixture runs");
+    tokio::spawn(connection);
+    client
 }
 
 /// Runs a fixture file from `tests/fixtures` on MariaDB, once per test binary.
@@ -276,39 +286,42 @@ pub async fn mysql_fixture(file: &str) {
 async fn load_mysql_fixture(file: &str) {
     ensure_databases();
     let sql = std::fs::read_to_string(fixture_path(file)).expect("fixture");
-    let mut conn =
-        <sqlx::MySqlConnection as sqlx::Connection>::connect("mysql://root@127.0.0.1:3306/test")
-            .await
-            .expect("mariadb");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-        .execute(&mut conn)
+    mysql_admin_execute(&sql).await;
+}
+
+/// Runs `sql` (one or more statements) on MariaDB as root, outside querygate.
+pub async fn mysql_admin_execute(sql: &str) {
+    use mysql_async::prelude::Queryable;
+    let mut conn = mysql_async::Conn::from_url("mysql://root@127.0.0.1:3306/test")
         .await
-        .expect("fixture runs");
+        .expect("mariadb");
+    conn.query_drop(sql).await.expect("admin statement");
+    let _ = conn.disconnect().await;
 }
 
 /// A statement on PostgreSQL as the superuser, outside querygate (for checks).
 pub async fn pg_admin_scalar(sql: &str) -> i64 {
-    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(
-        "postgres://postgres@127.0.0.1:5432/test",
-    )
-    .await
-    .expect("postgres");
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
-        .fetch_one(&mut conn)
+    let client = pg_admin("test").await;
+    client
+        .query_one(sql, &[])
         .await
         .expect("scalar")
+        .get::<_, i64>(0)
 }
 
 /// A statement on MariaDB as root, outside querygate (for checks).
 pub async fn mysql_admin_scalar(sql: &str) -> i64 {
-    let mut conn =
-        <sqlx::MySqlConnection as sqlx::Connection>::connect("mysql://root@127.0.0.1:3306/test")
-            .await
-            .expect("mariadb");
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
-        .fetch_one(&mut conn)
+    use mysql_async::prelude::Queryable;
+    let mut conn = mysql_async::Conn::from_url("mysql://root@127.0.0.1:3306/test")
+        .await
+        .expect("mariadb");
+    let value = conn
+        .query_first::<i64, _>(sql)
         .await
         .expect("scalar")
+        .expect("a row");
+    let _ = conn.disconnect().await;
+    value
 }
 
 pub fn fixture_path(file: &str) -> std::path::PathBuf {
@@ -322,16 +335,8 @@ impl TestApp {
     pub async fn sqlite_fixture(&self, name: &str, file: &str) {
         let sql = std::fs::read_to_string(fixture_path(file)).expect("fixture");
         let path = self.state.db.sqlite().root().join(format!("{name}.db"));
-        let options = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(&path)
-            .create_if_missing(true);
-        let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&options)
-            .await
-            .expect("sqlite");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-            .execute(&mut conn)
-            .await
-            .expect("fixture runs");
+        let conn = rusqlite::Connection::open(&path).expect("sqlite");
+        conn.execute_batch(&sql).expect("fixture runs");
     }
 
     pub async fn execute(&self, token: &str, body: &Value) -> Response {

@@ -205,14 +205,19 @@ async fn validate_refuses_statements_that_would_write() {
     for (connect, sql) in cases {
         let token = app.token_for(&connect).await;
         let params = app.state.tokens.verify(&token).expect("token").params;
-        let result = app.state.db.validate(&params, sql, timeout).await;
+        let request = app.state.limits.request(
+            sql.to_owned(),
+            Vec::new(),
+            None,
+            Some(timeout.as_millis() as u64),
+            false,
+        );
+        let result = app.state.db.validate(&params, &request).await;
         assert!(
             matches!(
-                result,
-                Err(querygate::db::sql_error::SqlError::Statement {
-                    code: querygate::error::ErrorCode::SqlReadOnlyViolation,
-                    ..
-                })
+                &result,
+                Err(querygate::db::sql_error::SqlError::Statement(error))
+                    if error.code == querygate::error::ErrorCode::SqlReadOnlyViolation
             ),
             "{sql}: {result:?}"
         );

@@ -359,15 +359,11 @@ async fn schema_cache_is_short_lived_and_no_cache_reads_the_catalog_now() {
     pg_fixture("postgres_schema.sql").await;
     let app = TestApp::spawn().await;
     let token = app.token_for(&pg_body("test")).await;
-    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(
-        "postgres://postgres@127.0.0.1:5432/test",
+    pg_admin_execute(
+        "test",
+        "DROP SCHEMA IF EXISTS qg_cache_fx CASCADE; CREATE SCHEMA qg_cache_fx; CREATE TABLE qg_cache_fx.first (a int)",
     )
-    .await
-    .expect("postgres");
-    sqlx::raw_sql("DROP SCHEMA IF EXISTS qg_cache_fx CASCADE; CREATE SCHEMA qg_cache_fx; CREATE TABLE qg_cache_fx.first (a int)")
-        .execute(&mut admin)
-        .await
-        .expect("fixture");
+    .await;
     let names = |tables: Vec<Value>| {
         tables
             .iter()
@@ -378,10 +374,7 @@ async fn schema_cache_is_short_lived_and_no_cache_reads_the_catalog_now() {
         names(fetch(&app, &token, "?schema=qg_cache_fx").await),
         ["first"]
     );
-    sqlx::raw_sql("CREATE TABLE qg_cache_fx.second (b int)")
-        .execute(&mut admin)
-        .await
-        .expect("second");
+    pg_admin_execute("test", "CREATE TABLE qg_cache_fx.second (b int)").await;
     assert_eq!(
         names(fetch(&app, &token, "?schema=qg_cache_fx").await),
         ["first"],

@@ -1,7 +1,8 @@
 //! Reading a database's structure: tables and views, columns, keys, indexes.
 //!
 //! Every catalog query is static text with bind parameters. Identifiers come back
-//! exactly as the catalog stores them.
+//! exactly as the catalog stores them. PostgreSQL and MySQL send their catalogue
+//! queries in one round trip; SQLite reads a local file.
 
 mod mysql;
 mod postgres;
@@ -12,8 +13,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::db::DbPool;
-use crate::db::params::Engine;
-use crate::db::sql_error::{self, SqlError};
+use crate::db::sql_error::SqlError;
 
 /// One table or view.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -90,12 +90,16 @@ pub struct Index {
 
 /// Reads every user table and view, optionally of one schema.
 pub async fn read(pool: &DbPool, schema: Option<&str>) -> Result<Vec<Table>, SqlError> {
-    let (engine, result) = match pool {
-        DbPool::Postgres(pool) => (Engine::Postgresql, postgres::read(pool, schema).await),
-        DbPool::Mysql(pool) => (Engine::Mysql, mysql::read(pool, schema).await),
-        DbPool::Sqlite(pool) => (Engine::Sqlite, sqlite::read(pool, schema).await),
-    };
-    result.map_err(|error| sql_error::classify(engine, &error, ""))
+    match pool {
+        DbPool::Postgres(pool) => postgres::read(pool, schema).await,
+        DbPool::Mysql(pool) => mysql::read(pool, schema).await,
+        DbPool::Sqlite(pool) => sqlite::read(pool, schema).await,
+    }
+}
+
+/// A failure of SQLite's catalogue.
+fn sqlite_error(error: &rusqlite::Error) -> SqlError {
+    crate::db::sqlite::statement_error(error, "", usize::MAX)
 }
 
 /// Tables keyed by (schema, name) while they are being assembled.

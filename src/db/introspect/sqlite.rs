@@ -1,8 +1,15 @@
 //! SQLite: `sqlite_schema` and the table-valued pragmas, schema `main`.
+//!
+//! Two SQLite rules shape the answer: an `INTEGER PRIMARY KEY` column of a rowid
+//! table is an alias of the rowid and can never be NULL (whatever its declaration
+//! says), and a view column computed by an expression has no declared type, so
+//! its `dataType` is the empty string.
 
-use sqlx::sqlite::SqlitePool;
+use rusqlite::Connection;
 
 use super::{Builder, ColumnInfo, ForeignKey, Index, Table};
+use crate::db::sql_error::SqlError;
+use crate::db::sqlite::LitePool;
 
 const SCHEMA: &str = "main";
 
@@ -11,99 +18,127 @@ SELECT name, type FROM sqlite_schema
 WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
 ORDER BY name";
 const COLUMNS: &str =
-    "SELECT name, type, \"notnull\", dflt_value, pk FROM pragma_table_info(?) ORDER BY cid";
+    "SELECT name, type, \"notnull\", dflt_value, pk FROM pragma_table_info(?1) ORDER BY cid";
 const FOREIGN_KEYS: &str =
-    "SELECT id, \"table\", \"from\", \"to\" FROM pragma_foreign_key_list(?) ORDER BY id, seq";
-const INDEXES: &str = "SELECT name, \"unique\", origin FROM pragma_index_list(?) ORDER BY name";
-const INDEX_COLUMNS: &str = "SELECT name FROM pragma_index_info(?) ORDER BY seqno";
+    "SELECT id, \"table\", \"from\", \"to\" FROM pragma_foreign_key_list(?1) ORDER BY id, seq";
+const INDEXES: &str = "SELECT name, \"unique\", origin FROM pragma_index_list(?1) ORDER BY name";
+const INDEX_COLUMNS: &str = "SELECT name FROM pragma_index_info(?1) ORDER BY seqno";
 
-pub(super) async fn read(
-    pool: &SqlitePool,
-    schema: Option<&str>,
-) -> Result<Vec<Table>, sqlx::Error> {
-    let mut builder = Builder::default();
+pub(super) async fn read(pool: &LitePool, schema: Option<&str>) -> Result<Vec<Table>, SqlError> {
     if schema.is_some_and(|s| s != SCHEMA) {
         return Ok(Vec::new());
     }
-    let mut conn = pool.acquire().await?;
-    let tables: Vec<(String, String)> = sqlx::query_as(TABLES).fetch_all(&mut *conn).await?;
+    pool.blocking(|conn| read_all(conn).map_err(|e| super::sqlite_error(&e)))
+        .await?
+}
+
+fn read_all(conn: &Connection) -> Result<Vec<Table>, rusqlite::Error> {
+    let mut builder = Builder::default();
+    let tables: Vec<(String, String)> = conn
+        .prepare(TABLES)?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<Result<_, _>>()?;
     for (name, kind) in tables {
-        let columns: Vec<(String, String, bool, Option<String>, i64)> = sqlx::query_as(COLUMNS)
-            .bind(&name)
-            .fetch_all(&mut *conn)
-            .await?;
-        let mut keyed: Vec<(i64, String)> = columns
-            .iter()
-            .filter(|c| c.4 > 0)
-            .map(|c| (c.4, c.0.clone()))
-            .collect();
-        keyed.sort();
-        let fk_rows: Vec<(i64, String, String, Option<String>)> = sqlx::query_as(FOREIGN_KEYS)
-            .bind(&name)
-            .fetch_all(&mut *conn)
-            .await?;
-        let mut foreign_keys: Vec<(i64, ForeignKey)> = Vec::new();
-        for (id, referenced_table, from, to) in fk_rows {
-            let to = to.unwrap_or_default();
-            match foreign_keys.last_mut() {
-                Some((last, fk)) if *last == id => {
-                    fk.columns.push(from);
-                    fk.referenced_columns.push(to);
-                }
-                _ => foreign_keys.push((
-                    id,
-                    ForeignKey {
-                        name: None,
-                        columns: vec![from],
-                        referenced_schema: SCHEMA.to_owned(),
-                        referenced_table,
-                        referenced_columns: vec![to],
-                    },
-                )),
-            }
-        }
-        let index_rows: Vec<(String, bool, String)> = sqlx::query_as(INDEXES)
-            .bind(&name)
-            .fetch_all(&mut *conn)
-            .await?;
-        let mut indexes = Vec::new();
-        for (index, unique, origin) in index_rows {
-            let columns: Vec<(Option<String>,)> = sqlx::query_as(INDEX_COLUMNS)
-                .bind(&index)
-                .fetch_all(&mut *conn)
-                .await?;
-            let columns = columns
-                .into_iter()
-                .map(|(c,)| c.unwrap_or_else(|| "(expression)".to_owned()))
-                .collect();
-            indexes.push(Index {
-                name: index,
-                columns,
-                unique,
-                primary: origin == "pk",
-            });
-        }
-        builder.add(Table {
-            schema: SCHEMA.to_owned(),
-            name,
-            kind: kind.clone(),
-            comment: None,
-            columns: columns
-                .into_iter()
-                .map(|(name, data_type, not_null, default, _)| ColumnInfo {
-                    name,
-                    data_type,
-                    nullable: !not_null,
-                    default,
-                    primary_key: false,
-                    comment: None,
-                })
-                .collect(),
-            primary_key: keyed.into_iter().map(|(_, name)| name).collect(),
-            foreign_keys: foreign_keys.into_iter().map(|(_, fk)| fk).collect(),
-            indexes,
-            row_estimate: None,
-        });
+        builder.add(table(conn, name, kind)?);
     }
     Ok(builder.finish())
+}
+
+fn table(conn: &Connection, name: String, kind: String) -> Result<Table, rusqlite::Error> {
+    let mut columns: Vec<(ColumnInfo, i64)> = conn
+        .prepare(COLUMNS)?
+        .query_map([&name], |row| {
+            Ok((
+                ColumnInfo {
+                    name: row.get(0)?,
+                    data_type: row.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                    nullable: !row.get::<_, bool>(2)?,
+                    default: row.get(3)?,
+                    primary_key: false,
+                    comment: None,
+                },
+                row.get(4)?,
+            ))
+        })?
+        .collect::<Result<_, _>>()?;
+    let indexes = indexes(conn, &name)?;
+    let mut keyed: Vec<(i64, String)> = columns
+        .iter()
+        .filter(|(_, pk)| *pk > 0)
+        .map(|(c, pk)| (*pk, c.name.clone()))
+        .collect();
+    keyed.sort();
+    // The rowid alias: the only key column, declared exactly INTEGER, of a table
+    // whose key needs no index of its own (a WITHOUT ROWID table's does).
+    let rowid_table = kind == "table" && !indexes.iter().any(|index| index.primary);
+    if let ([(_, key)], true) = (keyed.as_slice(), rowid_table) {
+        for (column, _) in &mut columns {
+            if column.name == *key && column.data_type.eq_ignore_ascii_case("INTEGER") {
+                column.nullable = false;
+            }
+        }
+    }
+    Ok(Table {
+        schema: SCHEMA.to_owned(),
+        foreign_keys: foreign_keys(conn, &name)?,
+        name,
+        kind,
+        comment: None,
+        columns: columns.into_iter().map(|(c, _)| c).collect(),
+        primary_key: keyed.into_iter().map(|(_, name)| name).collect(),
+        indexes,
+        row_estimate: None,
+    })
+}
+
+fn foreign_keys(conn: &Connection, table: &str) -> Result<Vec<ForeignKey>, rusqlite::Error> {
+    let rows: Vec<(i64, String, String, Option<String>)> = conn
+        .prepare(FOREIGN_KEYS)?
+        .query_map([table], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut keys: Vec<(i64, ForeignKey)> = Vec::new();
+    for (id, referenced_table, from, to) in rows {
+        let to = to.unwrap_or_default();
+        match keys.last_mut() {
+            Some((last, fk)) if *last == id => {
+                fk.columns.push(from);
+                fk.referenced_columns.push(to);
+            }
+            _ => keys.push((
+                id,
+                ForeignKey {
+                    name: None,
+                    columns: vec![from],
+                    referenced_schema: SCHEMA.to_owned(),
+                    referenced_table,
+                    referenced_columns: vec![to],
+                },
+            )),
+        }
+    }
+    Ok(keys.into_iter().map(|(_, fk)| fk).collect())
+}
+
+fn indexes(conn: &Connection, table: &str) -> Result<Vec<Index>, rusqlite::Error> {
+    let rows: Vec<(String, bool, String)> = conn
+        .prepare(INDEXES)?
+        .query_map([table], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut indexes = Vec::with_capacity(rows.len());
+    for (name, unique, origin) in rows {
+        let columns = conn
+            .prepare(INDEX_COLUMNS)?
+            .query_map([&name], |row| row.get::<_, Option<String>>(0))?
+            .map(|c| c.map(|c| c.unwrap_or_else(|| "(expression)".to_owned())))
+            .collect::<Result<_, _>>()?;
+        indexes.push(Index {
+            name,
+            columns,
+            unique,
+            primary: origin == "pk",
+        });
+    }
+    Ok(indexes)
 }

@@ -1,0 +1,168 @@
+//! The one audited door for SQL written by a client.
+//!
+//! # Threat model
+//!
+//! A client holds valid credentials (they are in its token) and sends arbitrary
+//! text. querygate promises that text runs as **exactly one statement, read-only,
+//! within a time limit, returning a bounded number of rows in bounded memory**,
+//! and that nothing it does outlives the request on a pooled connection. The
+//! promise is kept by the engines themselves, never by looking for keywords:
+//!
+//! - PostgreSQL ([`crate::db::pg`]): a `READ ONLY` transaction with `SET LOCAL
+//!   statement_timeout`, begun in the same flight before the statement is parsed;
+//!   the extended protocol refuses a second statement; `ROLLBACK; DISCARD ALL`
+//!   ends every request, which drops what a session can keep (prepared
+//!   statements, cursors, advisory locks, `LISTEN`, settings).
+//! - MySQL/MariaDB ([`crate::db::mysql`]): a read-only *session* (DDL commits
+//!   implicitly and would escape a read-only transaction) and transaction with the
+//!   engine's statement limit; the binary protocol refuses a second statement;
+//!   `COM_RESET_CONNECTION` after every use drops user variables, temporary
+//!   tables, locks, prepared statements and settings; `KILL QUERY` at the deadline.
+//! - SQLite ([`crate::db::sqlite`]): a read-only `query_only` connection of its
+//!   own, an authorizer, a length limit and a progress-handler deadline.
+//!
+//! On top of that [`crate::db::policy`] refuses, before any engine sees the text,
+//! what a read-only transaction cannot stop because it acts outside it (other
+//! sessions, server files, configuration, code loading).
+//!
+//! Rows are streamed: the engine stops one row past the cap, a row larger than
+//! `MAX_ROW_BYTES` is refused before it is buffered, and a client that goes away
+//! releases the connection. The statement's work runs on a task of its own, so a
+//! client hanging up cannot cut it between `BEGIN` and `ROLLBACK`, and the whole
+//! of it (acquire, setup, statement, cleanup) is bounded by the statement's limit
+//! plus a grace period. Read-only holds for this session only: extensions such as
+//! `dblink` or functions that need superuser rights act with the connecting role's
+//! privileges, so deployments should connect with least-privileged roles
+//! (docs/security.md).
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::db::DbPool;
+use crate::db::policy;
+use crate::db::rows::{self, Execution};
+use crate::db::sql_error::SqlError;
+use crate::db::sql_text;
+use crate::error::ErrorCode;
+
+/// What to run and within which limits.
+#[derive(Debug, Clone)]
+pub struct ExecRequest {
+    /// The client's SQL.
+    pub sql: String,
+    /// Bind parameters (JSON scalars; arrays and objects are bound as JSON text).
+    pub params: Vec<Value>,
+    /// Rows returned at most.
+    pub max_rows: usize,
+    /// Statement time limit.
+    pub timeout: Duration,
+    /// 64-bit integer columns as strings.
+    pub bigint_as_string: bool,
+    /// The largest single row read from the database.
+    pub max_row_bytes: usize,
+}
+
+/// The server's limits on execution, built once at start from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct ExecLimits {
+    /// Rows returned when the client does not say.
+    pub default_max_rows: u64,
+    /// Rows returned at most (`MAX_ROWS`).
+    pub max_rows: u64,
+    /// Statement time limit at most, and by default (`STATEMENT_TIMEOUT_MS`).
+    pub statement_timeout: Duration,
+    /// The largest single row (`MAX_ROW_BYTES`).
+    pub max_row_bytes: usize,
+    /// The largest result, counted as it is written (`MAX_RESULT_BYTES`).
+    pub max_result_bytes: usize,
+}
+
+impl ExecLimits {
+    /// A request within these limits: `max_rows` and `timeout` above the server's
+    /// maximum are lowered to it, absent ones take the defaults.
+    pub fn request(
+        &self,
+        sql: String,
+        params: Vec<Value>,
+        max_rows: Option<u64>,
+        timeout_ms: Option<u64>,
+        bigint_as_string: bool,
+    ) -> ExecRequest {
+        let rows = max_rows.unwrap_or(self.default_max_rows).min(self.max_rows);
+        let timeout = timeout_ms
+            .map(Duration::from_millis)
+            .map_or(self.statement_timeout, |t| t.min(self.statement_timeout));
+        ExecRequest {
+            sql,
+            params,
+            max_rows: usize::try_from(rows).unwrap_or(usize::MAX),
+            timeout,
+            bigint_as_string,
+            max_row_bytes: self.max_row_bytes,
+        }
+    }
+}
+
+/// Starts `request` on `pool`, read-only; resolves once the result's columns are
+/// known (or to the error that came first).
+pub async fn execute(pool: &DbPool, request: ExecRequest) -> Result<Execution, SqlError> {
+    policy::check(pool.engine(), &request.sql)?;
+    let (mut sink, header) = rows::channel();
+    let pool = pool.clone();
+    tokio::spawn(async move {
+        let work = pool.execute(&request, &mut sink);
+        let outcome = tokio::time::timeout(overall_limit(request.timeout), work)
+            .await
+            .unwrap_or_else(|_| Err(SqlError::timeout()));
+        sink.finish(outcome).await;
+    });
+    header.await.unwrap_or_else(|_| {
+        Err(SqlError::refused(
+            ErrorCode::SqlError,
+            "the statement could not be completed",
+        ))
+    })
+}
+
+/// Plans `request.sql` read-only without running it, so that the engine reports
+/// syntax and name errors; refuses with `sql_read_only_violation` a plan that
+/// would write (PostgreSQL: a `ModifyTable` node, such as a writable `WITH`;
+/// MySQL: a writing `select_type`; SQLite: an `OpenWrite` instruction). Used to
+/// check generated SQL that is not executed.
+pub async fn validate(pool: &DbPool, request: &ExecRequest) -> Result<(), SqlError> {
+    policy::check(pool.engine(), &request.sql)?;
+    // Only queries can be explained. SHOW, DESCRIBE and EXPLAIN itself write
+    // nothing; any other kind of statement is not a query at all.
+    match sql_text::first_word(&request.sql).as_str() {
+        "SELECT" | "WITH" | "VALUES" | "TABLE" => {}
+        "SHOW" | "DESCRIBE" | "DESC" | "EXPLAIN" => return Ok(()),
+        other => {
+            return Err(SqlError::refused(
+                ErrorCode::SqlReadOnlyViolation,
+                format!("{other} is not a query"),
+            ));
+        }
+    }
+    // On a task of its own, like a statement: a client hanging up cannot cut the
+    // check half-way on a pooled connection.
+    let (pool, request) = (pool.clone(), request.clone());
+    let check = tokio::spawn(async move {
+        tokio::time::timeout(overall_limit(request.timeout), pool.validate(&request))
+            .await
+            .unwrap_or_else(|_| Err(SqlError::timeout()))
+    });
+    check.await.unwrap_or_else(|_| {
+        Err(SqlError::refused(
+            ErrorCode::SqlError,
+            "the statement could not be checked",
+        ))
+    })
+}
+
+/// The limit on everything one statement's work may take, setup and cleanup
+/// included: a database that goes silent mid-request must not hold a request (and
+/// a pooled connection) until TCP gives up.
+fn overall_limit(timeout: Duration) -> Duration {
+    timeout + Duration::from_secs(5)
+}

@@ -1,0 +1,220 @@
+//! A client's statement on a pooled MySQL/MariaDB session (see the module docs):
+//! prepare, execute, stream the rows; at the deadline `KILL QUERY` from another
+//! connection, since closing this one would leave the statement running.
+
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Params, Row};
+
+use super::values::{self, Kind};
+use super::{MyPool, is_connection_loss, statement_error, statement_limit};
+use crate::db::execute::ExecRequest;
+use crate::db::rows::{Column, RowSink};
+use crate::db::sql_error::SqlError;
+use crate::db::values::Render;
+use crate::error::ErrorCode;
+
+/// How reading the rows ended.
+enum Read {
+    /// All rows read; the session is clean.
+    Complete,
+    /// Stopped early (the cap, or the client went away): rows are left unread, so
+    /// the connection is closed rather than drained.
+    Abandoned { truncated: bool },
+}
+
+impl MyPool {
+    /// Runs `request` read-only, streaming rows into `sink`; `Ok(truncated)`.
+    pub(crate) async fn execute(
+        &self,
+        request: &ExecRequest,
+        sink: &mut RowSink,
+    ) -> Result<bool, SqlError> {
+        let mut retried = false;
+        loop {
+            let mut conn = self.connection().await?;
+            if request.timeout != self.default_timeout {
+                let ms = u64::try_from(request.timeout.as_millis())
+                    .unwrap_or(u64::MAX)
+                    .max(1);
+                if let Err(error) = conn.query_drop(statement_limit(self.mariadb, ms)).await {
+                    return Err(statement_error(&error, "", self.max_row_bytes));
+                }
+            }
+            sink.restart_clock();
+            let statement = match conn.prep(request.sql.as_str()).await {
+                Ok(statement) => statement,
+                // Nothing of the statement ran on a session that was already gone.
+                Err(error) if is_connection_loss(&error) && !retried => {
+                    tracing::debug!(
+                        "a pooled MySQL connection was dead; sending again on a new one"
+                    );
+                    retried = true;
+                    continue;
+                }
+                Err(error) => {
+                    return Err(statement_error(&error, &request.sql, self.max_row_bytes));
+                }
+            };
+            let deadline = Instant::now() + request.timeout + Duration::from_secs(1);
+            let id = conn.id();
+            let read = tokio::time::timeout_at(
+                deadline.into(),
+                self.run(&mut conn, statement, request, sink),
+            )
+            .await;
+            return match read {
+                Ok(Ok(Read::Complete)) => Ok(false),
+                Ok(Ok(Read::Abandoned { truncated })) => {
+                    let _ = conn.disconnect().await;
+                    Ok(truncated)
+                }
+                Ok(Err(error)) => Err(error),
+                Err(_) => {
+                    // The engine's own limit did not stop it (MySQL's covers only
+                    // SELECT; a statement can lift MariaDB's for itself).
+                    self.kill_query(id).await;
+                    drop(conn);
+                    Err(SqlError::timeout())
+                }
+            };
+        }
+    }
+
+    /// A pooled session, waiting at most the connect timeout for one.
+    async fn connection(&self) -> Result<Conn, SqlError> {
+        tokio::time::timeout(self.wait, self.pool.get_conn())
+            .await
+            .map_err(|_| SqlError::Connection(crate::db::error::DbError::Timeout))?
+            .map_err(|e| SqlError::Connection(super::connect_error(&e)))
+    }
+
+    async fn run(
+        &self,
+        conn: &mut Conn,
+        statement: mysql_async::Statement,
+        request: &ExecRequest,
+        sink: &mut RowSink,
+    ) -> Result<Read, SqlError> {
+        let params: Vec<_> = request.params.iter().map(values::param).collect();
+        let params = if params.is_empty() {
+            Params::Empty
+        } else {
+            Params::Positional(params)
+        };
+        let fail =
+            |error: &mysql_async::Error| statement_error(error, &request.sql, self.max_row_bytes);
+        let mut result = conn
+            .exec_iter(statement, params)
+            .await
+            .map_err(|e| fail(&e))?;
+        let (columns, kinds): (Vec<Column>, Vec<Kind>) = result
+            .columns()
+            .map(|columns| columns.iter().map(values::column).unzip())
+            .unwrap_or_default();
+        if sink.columns(columns).is_err() {
+            return Ok(Read::Abandoned { truncated: false });
+        }
+        let render = Render {
+            bigint_as_string: request.bigint_as_string,
+        };
+        let mut count = 0;
+        while let Some(row) = result.next().await.map_err(|e| fail(&e))? {
+            count += 1;
+            if count > request.max_rows {
+                return Ok(Read::Abandoned { truncated: true });
+            }
+            if sink.row(convert(row, &kinds, render)).await.is_err() {
+                return Ok(Read::Abandoned { truncated: false });
+            }
+        }
+        Ok(Read::Complete)
+    }
+
+    /// `KILL QUERY` for the statement running on connection `id`, from a
+    /// connection of its own (the pool may be full of exactly the statements that
+    /// need stopping), bounded in time; a failure leaves nothing worse than before.
+    async fn kill_query(&self, id: u32) {
+        let kill = async {
+            let mut other = Conn::new(self.plain.clone()).await?;
+            other.query_drop(format!("KILL QUERY {id}")).await?;
+            other.disconnect().await
+        };
+        match tokio::time::timeout(Duration::from_secs(5), kill).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "could not cancel a MySQL statement past its deadline")
+            }
+            Err(_) => tracing::warn!("cancelling a MySQL statement past its deadline timed out"),
+        }
+    }
+
+    /// Plans `sql` read-only without running it; refuses a plan with a step that
+    /// writes (`select_type` INSERT, UPDATE, DELETE or REPLACE).
+    pub(crate) async fn validate(&self, request: &ExecRequest) -> Result<(), SqlError> {
+        let mut conn = self.connection().await?;
+        let explain = format!("EXPLAIN {}", request.sql);
+        let plan: Vec<Row> = conn
+            .exec(explain.as_str(), ())
+            .await
+            .map_err(|e| statement_error(&e, &request.sql, self.max_row_bytes))?;
+        let writes = plan.iter().any(|row| {
+            row.columns_ref()
+                .iter()
+                .position(|c| c.name_str() == "select_type")
+                .and_then(|i| row.as_ref(i))
+                .is_some_and(|kind| {
+                    matches!(kind, mysql_async::Value::Bytes(b)
+                        if matches!(b.as_slice(), b"INSERT" | b"UPDATE" | b"DELETE" | b"REPLACE"))
+                })
+        });
+        if writes {
+            return Err(SqlError::refused(
+                ErrorCode::SqlReadOnlyViolation,
+                "the statement's plan modifies data",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Runs querygate's own catalogue queries as one multi-statement query (one
+    /// round trip); the rows of each, every field as text.
+    pub(crate) async fn catalog(
+        &self,
+        sql: &str,
+    ) -> Result<Vec<Vec<Vec<Option<String>>>>, SqlError> {
+        let mut conn = self.connection().await?;
+        let fail = |e: &mysql_async::Error| statement_error(e, "", self.max_row_bytes);
+        let mut result = conn.query_iter(sql).await.map_err(|e| fail(&e))?;
+        let mut sets = Vec::new();
+        while !result.is_empty() {
+            let rows: Vec<Row> = result.collect().await.map_err(|e| fail(&e))?;
+            sets.push(rows.into_iter().map(text_fields).collect());
+        }
+        Ok(sets)
+    }
+}
+
+fn convert(row: Row, kinds: &[Kind], render: Render) -> Vec<serde_json::Value> {
+    row.unwrap_raw()
+        .into_iter()
+        .zip(kinds)
+        .map(|(value, kind)| {
+            values::value(value.unwrap_or(mysql_async::Value::NULL), *kind, render)
+        })
+        .collect()
+}
+
+fn text_fields(row: Row) -> Vec<Option<String>> {
+    row.unwrap_raw()
+        .into_iter()
+        .map(|value| match value {
+            None | Some(mysql_async::Value::NULL) => None,
+            Some(mysql_async::Value::Bytes(b)) => Some(String::from_utf8_lossy(&b).into_owned()),
+            Some(mysql_async::Value::Int(i)) => Some(i.to_string()),
+            Some(mysql_async::Value::UInt(u)) => Some(u.to_string()),
+            Some(other) => Some(format!("{other:?}")),
+        })
+        .collect()
+}

@@ -1,0 +1,138 @@
+//! querygate's own static queries on PostgreSQL (the connect check, user types,
+//! the schema's catalogue): pipelined in one flight and one snapshot, text
+//! results, text parameters.
+
+use fallible_iterator::FallibleIterator;
+use postgres_protocol::message::backend::Message;
+use postgres_protocol::message::frontend;
+
+use super::conn::{PgConn, WireError};
+use super::errors::{DbErrorFields, statement_error, wire_error};
+use crate::db::sql_error::SqlError;
+use crate::error::ErrorCode;
+
+/// One result row, each field as text (`None` for NULL).
+#[derive(Debug, Clone)]
+pub(crate) struct TextRow(Vec<Option<String>>);
+
+impl TextRow {
+    /// Field `i` as text.
+    pub(crate) fn text(&self, i: usize) -> Option<String> {
+        self.0.get(i).cloned().flatten()
+    }
+
+    /// Field `i` as text, empty when NULL.
+    pub(crate) fn string(&self, i: usize) -> String {
+        self.text(i).unwrap_or_default()
+    }
+
+    /// A boolean field (`t`/`f`).
+    pub(crate) fn bool(&self, i: usize) -> bool {
+        self.text(i).as_deref() == Some("t")
+    }
+
+    /// A numeric field.
+    pub(crate) fn number<T: std::str::FromStr>(&self, i: usize) -> Option<T> {
+        self.text(i).and_then(|v| v.parse().ok())
+    }
+
+    /// A JSON field (arrays of names are sent as JSON to avoid array syntax).
+    pub(crate) fn json<T: serde::de::DeserializeOwned + Default>(&self, i: usize) -> T {
+        self.text(i)
+            .and_then(|v| serde_json::from_str(&v).ok())
+            .unwrap_or_default()
+    }
+}
+
+/// Runs `queries` (static SQL with text parameters) in one flight and one
+/// implicit transaction; the rows of each, in order.
+pub(crate) async fn run(
+    conn: &mut PgConn,
+    queries: &[(&str, Vec<Option<String>>)],
+    max_row_bytes: usize,
+) -> Result<Vec<Vec<TextRow>>, SqlError> {
+    for (sql, params) in queries {
+        queue(conn, sql, params).map_err(|_| {
+            SqlError::refused(
+                ErrorCode::InternalError,
+                "a catalogue query could not be encoded",
+            )
+        })?;
+    }
+    conn.queue_sync();
+    conn.flush()
+        .await
+        .map_err(|e| wire_error(&e, max_row_bytes))?;
+    read(conn, queries.len())
+        .await
+        .map_err(|e| wire_error(&e, max_row_bytes))?
+        .map_err(|fields| {
+            conn.mark_broken();
+            statement_error(fields, "")
+        })
+}
+
+fn queue(conn: &mut PgConn, sql: &str, params: &[Option<String>]) -> std::io::Result<()> {
+    let out = &mut conn.out;
+    frontend::parse("", sql, params.iter().map(|_| 25), out)?;
+    frontend::bind(
+        "",
+        "",
+        [0],
+        params.iter(),
+        |value, buf| match value {
+            Some(text) => {
+                buf.extend_from_slice(text.as_bytes());
+                Ok(postgres_protocol::IsNull::No)
+            }
+            None => Ok(postgres_protocol::IsNull::Yes),
+        },
+        [0],
+        out,
+    )
+    .map_err(|_| std::io::Error::other("bind"))?;
+    frontend::execute("", 0, out)
+}
+
+async fn read(
+    conn: &mut PgConn,
+    count: usize,
+) -> Result<Result<Vec<Vec<TextRow>>, DbErrorFields>, WireError> {
+    let mut results: Vec<Vec<TextRow>> = vec![Vec::new()];
+    let mut failure = None;
+    loop {
+        match conn.recv().await? {
+            Message::DataRow(body) => {
+                let buffer = body.buffer();
+                let fields = body
+                    .ranges()
+                    .map(|range| {
+                        Ok(range
+                            .and_then(|r| buffer.get(r))
+                            .map(|b| String::from_utf8_lossy(b).into_owned()))
+                    })
+                    .collect::<Vec<_>>()
+                    .map_err(|_| WireError::Protocol("data row"))?;
+                if let Some(rows) = results.last_mut() {
+                    rows.push(TextRow(fields));
+                }
+            }
+            Message::CommandComplete(_) => results.push(Vec::new()),
+            Message::ErrorResponse(body) => {
+                failure.get_or_insert(DbErrorFields::parse(body.fields()));
+            }
+            Message::ReadyForQuery(_) => {
+                results.truncate(count);
+                return Ok(match failure {
+                    Some(fields) => Err(fields),
+                    None => Ok(results),
+                });
+            }
+            Message::ParseComplete
+            | Message::BindComplete
+            | Message::NoticeResponse(_)
+            | Message::ParameterStatus(_) => {}
+            _ => return Err(WireError::Protocol("unexpected catalogue message")),
+        }
+    }
+}

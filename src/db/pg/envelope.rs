@@ -1,0 +1,343 @@
+//! The read-only envelope around a client's statement, in one round trip.
+//!
+//! One write carries three things, and the server works through them in order:
+//!
+//! 1. `BEGIN READ ONLY; SET LOCAL statement_timeout = N` (a simple query): the
+//!    transaction is read-only before the client's text is parsed, and the server
+//!    cancels the statement at its limit. (Every session also starts with
+//!    `default_transaction_read_only = on`, so even a transaction that failed to
+//!    begin would be read-only.)
+//! 2. The client's statement through the extended protocol — Parse (unnamed, which
+//!    refuses a second statement), Bind, Describe, Execute with a row limit of
+//!    `maxRows + 1`, Sync — so the server stops after one row past the cap.
+//! 3. `ROLLBACK`, then `DISCARD ALL`: the transaction ends, and everything a session can
+//!    keep is dropped (prepared statements, cursors, advisory locks, `LISTEN`,
+//!    settings, temporary tables), so nothing outlives the request on a pooled
+//!    connection.
+//!
+//! A pooled connection that turns out dead before the server acknowledged anything
+//! of the request is replaced and the request sent once more; once anything came
+//! back, a failure is the answer (the statement may have run).
+
+use std::time::{Duration, Instant};
+
+use fallible_iterator::FallibleIterator;
+use postgres_protocol::message::backend::Message;
+use postgres_protocol::message::frontend;
+use serde_json::Value;
+
+use super::conn::{PgConn, WireError};
+use super::errors::{DbErrorFields, statement_error, wire_error};
+use super::types::Types;
+use super::values;
+use crate::db::execute::ExecRequest;
+use crate::db::rows::{Column, RowSink};
+use crate::db::sql_error::SqlError;
+use crate::db::values::Render;
+use crate::error::ErrorCode;
+
+/// How one attempt ended.
+pub(crate) enum Attempt<T> {
+    Done(Result<T, SqlError>),
+    /// The connection failed before the server acknowledged anything: safe to
+    /// send again on a fresh connection.
+    Retry(SqlError),
+}
+
+/// Queues the envelope around `sql`.
+fn queue(
+    conn: &mut PgConn,
+    timeout: Duration,
+    sql: &str,
+    params: &[Value],
+    max_rows: i32,
+) -> Result<(), SqlError> {
+    let ms = u64::try_from(timeout.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    conn.queue_query(&format!(
+        "BEGIN READ ONLY; SET LOCAL statement_timeout = {ms}"
+    ))
+    .map_err(encode_error)?;
+    let out = &mut conn.out;
+    let types: Vec<u32> = params.iter().map(param_type).collect();
+    frontend::parse("", sql, types, out).map_err(encode_error)?;
+    frontend::bind(
+        "",
+        "",
+        params.iter().map(|_| 1),
+        params.iter(),
+        |value, buf| {
+            encode_param(value, buf);
+            Ok(if value.is_null() {
+                postgres_protocol::IsNull::Yes
+            } else {
+                postgres_protocol::IsNull::No
+            })
+        },
+        [1],
+        out,
+    )
+    .map_err(|_| SqlError::refused(ErrorCode::SqlError, "the parameters could not be encoded"))?;
+    frontend::describe(b'P', "", out).map_err(encode_error)?;
+    frontend::execute("", max_rows, out).map_err(encode_error)?;
+    conn.queue_sync();
+    // Two messages: in one query string DISCARD would run inside the implicit
+    // transaction block of the string, where it is not allowed.
+    conn.queue_query("ROLLBACK").map_err(encode_error)?;
+    conn.queue_query("DISCARD ALL").map_err(encode_error)
+}
+
+fn encode_error(_: std::io::Error) -> SqlError {
+    SqlError::refused(
+        ErrorCode::SqlError,
+        "the statement is too long to send to PostgreSQL",
+    )
+}
+
+/// The type each JSON parameter is bound as: boolean, bigint, double precision,
+/// text (also for null and unsigned integers beyond bigint), jsonb for arrays and
+/// objects.
+fn param_type(value: &Value) -> u32 {
+    match value {
+        Value::Bool(_) => 16,
+        Value::Number(n) if n.as_i64().is_some() => 20,
+        Value::Number(n) if n.is_f64() => 701,
+        Value::Array(_) | Value::Object(_) => 3802,
+        Value::Null | Value::Number(_) | Value::String(_) => 25,
+    }
+}
+
+fn encode_param(value: &Value, buf: &mut bytes::BytesMut) {
+    use postgres_protocol::types as wire;
+    match value {
+        Value::Null => {}
+        Value::Bool(b) => wire::bool_to_sql(*b, buf),
+        Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => wire::int8_to_sql(i, buf),
+            (None, Some(f)) if n.is_f64() => wire::float8_to_sql(f, buf),
+            _ => wire::text_to_sql(&n.to_string(), buf),
+        },
+        Value::String(s) => wire::text_to_sql(s, buf),
+        Value::Array(_) | Value::Object(_) => {
+            buf.extend_from_slice(&[1]);
+            buf.extend_from_slice(value.to_string().as_bytes());
+        }
+    }
+}
+
+/// Runs `request` on `conn`, streaming rows into `sink`; `Ok(truncated)`.
+pub(crate) async fn run(
+    conn: &mut PgConn,
+    request: &ExecRequest,
+    sink: &mut RowSink,
+    types: &Types,
+) -> Attempt<bool> {
+    let max_rows = i32::try_from(request.max_rows.saturating_add(1)).unwrap_or(0);
+    if let Err(error) = queue(
+        conn,
+        request.timeout,
+        &request.sql,
+        &request.params,
+        max_rows,
+    ) {
+        conn.out.clear();
+        conn.mark_broken();
+        return Attempt::Done(Err(error));
+    }
+    if let Err(error) = conn.flush().await {
+        return Attempt::Retry(wire_error(&error, request.max_row_bytes));
+    }
+    sink.restart_clock();
+    match finish_simple(conn).await {
+        Ok(Ok(())) => {}
+        Ok(Err(fields)) => {
+            conn.mark_broken();
+            return Attempt::Done(Err(statement_error(fields, &request.sql)));
+        }
+        Err(error) => return early_failure(conn, &error, request.max_row_bytes),
+    }
+    let deadline = Instant::now() + request.timeout + Duration::from_secs(1);
+    let statement =
+        tokio::time::timeout_at(deadline.into(), read_statement(conn, request, sink, types)).await;
+    let outcome = match statement {
+        Ok(outcome) => outcome,
+        Err(_) => {
+            // The server did not cancel in time: ask it to, and never reuse this
+            // half-read connection.
+            conn.mark_broken();
+            if let Some(key) = conn.backend_key {
+                tokio::spawn(super::startup::cancel(conn.address, key));
+            }
+            return Attempt::Done(Err(SqlError::timeout()));
+        }
+    };
+    if !conn.is_broken() {
+        end_envelope(conn).await;
+    }
+    Attempt::Done(outcome.map_err(|stop| match stop {
+        Stop::Sql(error) => error,
+        Stop::Wire(error) => wire_error(&error, request.max_row_bytes),
+        Stop::HungUp => SqlError::refused(ErrorCode::SqlError, "the client went away"),
+    }))
+}
+
+/// A failure before the statement's results: retry when the server said nothing
+/// at all, or only that it was shutting this session down.
+fn early_failure<T>(conn: &PgConn, error: &WireError, max_row_bytes: usize) -> Attempt<T> {
+    let error = wire_error(error, max_row_bytes);
+    if conn.acknowledged() {
+        Attempt::Done(Err(error))
+    } else {
+        Attempt::Retry(error)
+    }
+}
+
+/// Reads a simple query's answers up to `ReadyForQuery`: the first error, if any.
+async fn finish_simple(conn: &mut PgConn) -> Result<Result<(), DbErrorFields>, WireError> {
+    let mut failure = None;
+    loop {
+        match conn.recv().await? {
+            Message::ReadyForQuery(_) => return Ok(failure.map_or(Ok(()), Err)),
+            Message::ErrorResponse(body) => {
+                let fields = DbErrorFields::parse(body.fields());
+                // A session that is being terminated: nothing of ours ran.
+                if fields.code.starts_with("57P0") && failure.is_none() {
+                    conn.mark_broken();
+                    return Err(WireError::Io(std::io::ErrorKind::ConnectionAborted.into()));
+                }
+                failure.get_or_insert(fields);
+            }
+            Message::CommandComplete(_)
+            | Message::EmptyQueryResponse
+            | Message::NoticeResponse(_)
+            | Message::ParameterStatus(_)
+            | Message::NotificationResponse(_) => {}
+            _ => return Err(WireError::Protocol("unexpected message in a simple query")),
+        }
+    }
+}
+
+/// The end of the envelope (`ROLLBACK`, then `DISCARD ALL`); any surprise
+/// closes the connection instead of pooling it.
+async fn end_envelope(conn: &mut PgConn) {
+    for _ in 0..2 {
+        match finish_simple(conn).await {
+            Ok(Ok(())) => {}
+            Ok(Err(fields)) => {
+                tracing::warn!(code = %fields.code, "PostgreSQL session cleanup failed; closing the connection");
+                conn.mark_broken();
+                return;
+            }
+            Err(_) => {
+                conn.mark_broken();
+                return;
+            }
+        }
+    }
+}
+
+enum Stop {
+    Sql(SqlError),
+    Wire(WireError),
+    HungUp,
+}
+
+impl From<WireError> for Stop {
+    fn from(error: WireError) -> Self {
+        Self::Wire(error)
+    }
+}
+
+/// Reads the statement's answers up to its `ReadyForQuery`, streaming rows.
+async fn read_statement(
+    conn: &mut PgConn,
+    request: &ExecRequest,
+    sink: &mut RowSink,
+    types: &Types,
+) -> Result<bool, Stop> {
+    let render = Render {
+        bigint_as_string: request.bigint_as_string,
+    };
+    let mut wire_types: Vec<u32> = Vec::new();
+    let (mut rows, mut truncated, mut failure) = (0usize, false, None);
+    loop {
+        match conn.recv().await? {
+            Message::RowDescription(body) => {
+                let mut fields = body.fields();
+                let mut columns = Vec::new();
+                while let Some(field) = fields
+                    .next()
+                    .map_err(|_| WireError::Protocol("row description"))?
+                {
+                    wire_types.push(field.type_oid());
+                    columns.push(Column {
+                        name: field.name().to_owned(),
+                        type_name: types.display(field.type_oid()),
+                    });
+                }
+                sink.columns(columns).map_err(|_| Stop::HungUp)?;
+            }
+            Message::DataRow(body) => {
+                rows += 1;
+                if rows > request.max_rows {
+                    truncated = true;
+                    continue;
+                }
+                let row = decode_row(&body, &wire_types, render, types)?;
+                if sink.row(row).await.is_err() {
+                    conn.mark_broken();
+                    return Err(Stop::HungUp);
+                }
+            }
+            Message::ErrorResponse(body) => {
+                failure = Some(DbErrorFields::parse(body.fields()));
+            }
+            Message::CopyInResponse(_) | Message::CopyOutResponse(_) => {
+                conn.mark_broken();
+                return Err(Stop::Sql(SqlError::refused(
+                    ErrorCode::SqlError,
+                    "COPY is not supported here; use SELECT",
+                )));
+            }
+            Message::ReadyForQuery(_) => {
+                return match failure {
+                    Some(fields) => Err(Stop::Sql(statement_error(fields, &request.sql))),
+                    None => Ok(truncated),
+                };
+            }
+            Message::ParseComplete
+            | Message::BindComplete
+            | Message::NoData
+            | Message::CommandComplete(_)
+            | Message::PortalSuspended
+            | Message::EmptyQueryResponse
+            | Message::NoticeResponse(_)
+            | Message::ParameterStatus(_)
+            | Message::NotificationResponse(_) => {}
+            _ => return Err(Stop::Wire(WireError::Protocol("unexpected message"))),
+        }
+    }
+}
+
+fn decode_row(
+    body: &postgres_protocol::message::backend::DataRowBody,
+    wire_types: &[u32],
+    render: Render,
+    types: &Types,
+) -> Result<Vec<Value>, WireError> {
+    let buffer = body.buffer();
+    let mut ranges = body.ranges();
+    let mut row = Vec::with_capacity(wire_types.len());
+    for oid in wire_types {
+        let range = ranges
+            .next()
+            .map_err(|_| WireError::Protocol("data row"))?
+            .ok_or(WireError::Protocol("data row"))?;
+        let raw = range
+            .map(|r| buffer.get(r))
+            .map(|slice| slice.unwrap_or_default());
+        row.push(values::value(*oid, raw, render, types));
+    }
+    Ok(row)
+}

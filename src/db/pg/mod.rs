@@ -1,0 +1,273 @@
+//! PostgreSQL over our own protocol connections (`postgres-protocol`), pooled by
+//! `deadpool`.
+//!
+//! Why not a driver: the read-only envelope must cost one round trip (see
+//! [`envelope`]), rows must be bounded before they are buffered (see [`conn`]),
+//! and TLS must go to the checked address while verifying the host name (see
+//! [`crate::db::tls`]); no driver offers all three. BENCHMARKS.md has the numbers.
+//!
+//! A pooled connection is checked without a round trip before reuse (nothing
+//! unread, socket not closed); one that still turns out dead is replaced and the
+//! request sent once more, only when the server acknowledged nothing of it.
+
+mod catalog;
+mod conn;
+mod envelope;
+mod errors;
+mod startup;
+mod types;
+mod values;
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
+
+pub(crate) use catalog::TextRow;
+use conn::PgConn;
+use envelope::Attempt;
+use startup::Target;
+use types::Types;
+
+use crate::db::DbSettings;
+use crate::db::error::DbError;
+use crate::db::execute::ExecRequest;
+use crate::db::params::ConnParams;
+use crate::db::rows::{self, RowSink};
+use crate::db::sql_error::SqlError;
+use crate::error::ErrorCode;
+
+/// Opens and checks connections for the pool. The first connection, opened by
+/// connect to prove the credentials, is handed to the pool rather than closed.
+struct Manager {
+    target: Target,
+    seed: Mutex<Option<PgConn>>,
+}
+
+impl managed::Manager for Manager {
+    type Type = PgConn;
+    type Error = DbError;
+
+    async fn create(&self) -> Result<PgConn, DbError> {
+        let seeded = self.seed.lock().ok().and_then(|mut seed| seed.take());
+        match seeded {
+            Some(conn) => Ok(conn),
+            None => startup::connect(&self.target).await,
+        }
+    }
+
+    async fn recycle(&self, conn: &mut PgConn, _: &Metrics) -> RecycleResult<DbError> {
+        if conn.is_reusable() {
+            Ok(())
+        } else {
+            Err(RecycleError::message("closed or out of step"))
+        }
+    }
+}
+
+/// A pool of PostgreSQL connections for one set of connection parameters.
+#[derive(Clone)]
+pub struct PgPool {
+    pool: managed::Pool<Manager>,
+    types: Arc<Types>,
+    max_row_bytes: usize,
+}
+
+impl std::fmt::Debug for PgPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgPool")
+            .field("status", &self.pool.status())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgPool {
+    /// Connects to a checked address, proves the session with one query (which
+    /// also reads the database's user-defined types), and keeps that connection as
+    /// the pool's first. Returns the pool and the server version.
+    pub(crate) async fn open(
+        params: &ConnParams,
+        addresses: Vec<IpAddr>,
+        settings: &DbSettings,
+    ) -> Result<(Self, String), DbError> {
+        let target = Target {
+            addresses,
+            port: params.port,
+            host: params.host.clone(),
+            user: params.username.clone(),
+            password: params.password.clone(),
+            database: params.database.clone(),
+            ssl: params.ssl,
+            timeout: settings.connect_timeout,
+            max_row_bytes: settings.max_row_bytes,
+        };
+        let mut first = startup::connect(&target).await?;
+        let types = Arc::new(Types::default());
+        load_types(
+            &mut first,
+            &types,
+            settings.max_row_bytes,
+            settings.connect_timeout,
+        )
+        .await
+        .map_err(|error| match error {
+            SqlError::Connection(db) => db,
+            SqlError::Statement(_) => DbError::Protocol,
+        })?;
+        let version = first.server_version.clone();
+        let manager = Manager {
+            target,
+            seed: Mutex::new(Some(first)),
+        };
+        let pool = managed::Pool::builder(manager)
+            .max_size(usize::try_from(settings.max_connections).unwrap_or(1))
+            .wait_timeout(Some(settings.connect_timeout))
+            .create_timeout(Some(settings.connect_timeout))
+            .runtime(deadpool::Runtime::Tokio1)
+            .build()
+            .map_err(|_| DbError::Protocol)?;
+        Ok((
+            Self {
+                pool,
+                types,
+                max_row_bytes: settings.max_row_bytes,
+            },
+            version,
+        ))
+    }
+
+    async fn get(&self) -> Result<managed::Object<Manager>, DbError> {
+        self.pool.get().await.map_err(|error| match error {
+            managed::PoolError::Backend(error) => error,
+            managed::PoolError::Timeout(_) => DbError::Timeout,
+            managed::PoolError::Closed => DbError::ConnectionRefused,
+            managed::PoolError::NoRuntimeSpecified | managed::PoolError::PostCreateHook(_) => {
+                DbError::Protocol
+            }
+        })
+    }
+
+    /// Proves the database answers now, refreshing the user-defined types on the
+    /// way; returns the server version.
+    pub(crate) async fn check(&self, timeout: Duration) -> Result<String, DbError> {
+        let mut conn = self.get().await?;
+        let result = load_types(&mut conn, &self.types, self.max_row_bytes, timeout).await;
+        result.map_err(|error| match error {
+            SqlError::Connection(db) => db,
+            SqlError::Statement(_) => DbError::Protocol,
+        })?;
+        Ok(conn.server_version.clone())
+    }
+
+    /// Runs a client's statement in the read-only envelope, streaming into `sink`;
+    /// `Ok(truncated)`.
+    pub(crate) async fn execute(
+        &self,
+        request: &ExecRequest,
+        sink: &mut RowSink,
+    ) -> Result<bool, SqlError> {
+        let mut retried = false;
+        loop {
+            let mut conn = self.get().await?;
+            match envelope::run(&mut conn, request, sink, &self.types).await {
+                Attempt::Done(result) => return result,
+                Attempt::Retry(error) if retried => return Err(error),
+                Attempt::Retry(_) => {
+                    tracing::debug!(
+                        "a pooled PostgreSQL connection was dead; sending again on a new one"
+                    );
+                    conn.mark_broken();
+                    retried = true;
+                }
+            }
+        }
+    }
+
+    /// Plans `sql` in the read-only envelope without running it; refuses a plan
+    /// that would write (a `ModifyTable` node, such as a writable `WITH`).
+    pub(crate) async fn validate(&self, request: &ExecRequest) -> Result<(), SqlError> {
+        let explain = ExecRequest {
+            sql: format!("EXPLAIN (FORMAT JSON) {}", request.sql),
+            max_rows: 1,
+            ..request.clone()
+        };
+        let (mut sink, header) = rows::channel();
+        let run = async {
+            let outcome = self.execute(&explain, &mut sink).await;
+            sink.finish(outcome).await;
+        };
+        let (_, plan) = tokio::join!(run, async {
+            match header.await {
+                Ok(Ok(execution)) => rows::collect(execution, usize::MAX).await,
+                Ok(Err(error)) => Err(error),
+                Err(_) => Err(SqlError::refused(
+                    ErrorCode::SqlError,
+                    "the plan was not read",
+                )),
+            }
+        });
+        let plan = plan?;
+        let writes = plan
+            .rows
+            .iter()
+            .flatten()
+            .any(|value| value.to_string().contains(r#""Node Type":"ModifyTable""#));
+        if writes {
+            return Err(SqlError::refused(
+                ErrorCode::SqlReadOnlyViolation,
+                "the statement's plan modifies data",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Runs querygate's own catalogue queries in one flight.
+    pub(crate) async fn catalog(
+        &self,
+        queries: &[(&str, Vec<Option<String>>)],
+    ) -> Result<Vec<Vec<TextRow>>, SqlError> {
+        let mut conn = self.get().await?;
+        catalog::run(&mut conn, queries, self.max_row_bytes).await
+    }
+
+    /// Whether two handles share one pool.
+    pub fn same(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.types, &other.types)
+    }
+
+    /// Connections open now, idle or in use.
+    pub fn size(&self) -> usize {
+        self.pool.status().size
+    }
+
+    /// Whether the pool was closed.
+    pub fn is_closed(&self) -> bool {
+        self.pool.is_closed()
+    }
+
+    /// Closes the pool: idle connections now, busy ones when they come back.
+    pub fn close(&self) {
+        self.pool.close();
+    }
+}
+
+async fn load_types(
+    conn: &mut PgConn,
+    types: &Types,
+    max_row_bytes: usize,
+    timeout: Duration,
+) -> Result<(), SqlError> {
+    let queries = [(types::USER_TYPES, Vec::new())];
+    let query = catalog::run(conn, &queries, max_row_bytes);
+    let results = tokio::time::timeout(timeout, query).await.map_err(|_| {
+        conn.mark_broken();
+        SqlError::Connection(DbError::Timeout)
+    })??;
+    let rows = results.into_iter().next().unwrap_or_default();
+    types.load(
+        rows.iter()
+            .filter_map(|row| Some((row.number::<u32>(0)?, row.string(1), row.number::<u32>(2)))),
+    );
+    Ok(())
+}

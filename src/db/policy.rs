@@ -1,0 +1,323 @@
+//! What querygate refuses on its own before an engine sees a client's text.
+//!
+//! Read-only is the engines' job (see [`crate::db::execute`]); nothing here
+//! decides it. This is defence in depth for what a read-only transaction does not
+//! stop, because it acts outside the transaction: other sessions
+//! (`pg_terminate_backend`, `KILL`), the server's files and programs (`COPY … TO
+//! PROGRAM`, `lo_export`, `pg_read_file`, `INTO OUTFILE`, `LOAD_FILE`), its
+//! configuration (`pg_reload_conf`, `SET GLOBAL`), code loading (`LOAD`, `DO`,
+//! `INSTALL PLUGIN`), replication and statistics, two-phase transactions that
+//! outlive the session, and functions that run SQL given as text (`query_to_xml`,
+//! `dblink`, `crosstab`), through which any of these could be reached. Most need
+//! privileges a least-privileged role lacks (docs/security.md); the list holds
+//! whatever role the client brings.
+//!
+//! Names are matched as words outside strings and comments, quoted identifiers
+//! included (`"pg_terminate_backend"(1)`); forms that would hide a word from that
+//! match are refused outright: PostgreSQL's Unicode-escaped identifiers
+//! (`U&"…"`) and MySQL's executable comments (`/*! … */`, `/*M! … */`).
+
+use crate::db::params::Engine;
+use crate::db::sql_error::SqlError;
+use crate::db::sql_text::{self, Dialect};
+use crate::error::ErrorCode;
+
+/// PostgreSQL functions with effects beyond the transaction, or that run text.
+const PG_FUNCTIONS: &[&str] = &[
+    "PG_TERMINATE_BACKEND",
+    "PG_CANCEL_BACKEND",
+    "PG_SIGNAL_BACKEND",
+    "PG_RELOAD_CONF",
+    "PG_ROTATE_LOGFILE",
+    "PG_PROMOTE",
+    "PG_SWITCH_WAL",
+    "PG_CREATE_RESTORE_POINT",
+    "PG_BACKUP_START",
+    "PG_BACKUP_STOP",
+    "PG_START_BACKUP",
+    "PG_STOP_BACKUP",
+    "PG_WAL_REPLAY_PAUSE",
+    "PG_WAL_REPLAY_RESUME",
+    "PG_LOG_BACKEND_MEMORY_CONTEXTS",
+    "PG_CREATE_PHYSICAL_REPLICATION_SLOT",
+    "PG_CREATE_LOGICAL_REPLICATION_SLOT",
+    "PG_DROP_REPLICATION_SLOT",
+    "PG_COPY_PHYSICAL_REPLICATION_SLOT",
+    "PG_COPY_LOGICAL_REPLICATION_SLOT",
+    "PG_REPLICATION_SLOT_ADVANCE",
+    "PG_LOGICAL_EMIT_MESSAGE",
+    "PG_REPLICATION_ORIGIN_CREATE",
+    "PG_REPLICATION_ORIGIN_DROP",
+    "PG_STAT_RESET",
+    "PG_STAT_RESET_SHARED",
+    "PG_STAT_RESET_SINGLE_TABLE_COUNTERS",
+    "PG_STAT_RESET_SINGLE_FUNCTION_COUNTERS",
+    "PG_STAT_RESET_SLRU",
+    "PG_STAT_RESET_REPLICATION_SLOT",
+    "PG_STAT_RESET_SUBSCRIPTION_STATS",
+    "PG_STAT_STATEMENTS_RESET",
+    "PG_READ_FILE",
+    "PG_READ_BINARY_FILE",
+    "PG_LS_DIR",
+    "PG_STAT_FILE",
+    "PG_LS_LOGDIR",
+    "PG_LS_WALDIR",
+    "PG_LS_TMPDIR",
+    "PG_LS_ARCHIVE_STATUSDIR",
+    "PG_FILE_WRITE",
+    "PG_FILE_RENAME",
+    "PG_FILE_UNLINK",
+    "PG_FILE_SYNC",
+    "PG_LOGDIR_LS",
+    "LO_IMPORT",
+    "LO_EXPORT",
+    "LO_UNLINK",
+    "LO_CREATE",
+    "LO_CREAT",
+    "LO_FROM_BYTEA",
+    "LO_PUT",
+    "LOWRITE",
+    "DBLINK",
+    "DBLINK_EXEC",
+    "DBLINK_CONNECT",
+    "DBLINK_CONNECT_U",
+    "DBLINK_SEND_QUERY",
+    "DBLINK_OPEN",
+    "DBLINK_FETCH",
+    "QUERY_TO_XML",
+    "QUERY_TO_XMLSCHEMA",
+    "QUERY_TO_XML_AND_XMLSCHEMA",
+    "CURSOR_TO_XML",
+    "CURSOR_TO_XMLSCHEMA",
+    "TS_STAT",
+    "CROSSTAB",
+    "CONNECTBY",
+    "PG_BACKGROUND_LAUNCH",
+];
+
+/// PostgreSQL statements with effects beyond the transaction.
+const PG_STATEMENTS: &[&str] = &["COPY", "DO", "LOAD", "CHECKPOINT"];
+
+/// MySQL/MariaDB functions that reach files or run programs.
+const MYSQL_FUNCTIONS: &[&str] = &["LOAD_FILE", "SYS_EXEC", "SYS_EVAL", "SYS_GET", "SYS_SET"];
+
+/// MySQL/MariaDB statements with effects beyond the session.
+const MYSQL_STATEMENTS: &[&str] = &[
+    "LOAD",
+    "KILL",
+    "SHUTDOWN",
+    "FLUSH",
+    "RESET",
+    "PURGE",
+    "CHANGE",
+    "STOP",
+    "INSTALL",
+    "UNINSTALL",
+    "CACHE",
+    "BINLOG",
+    "GRANT",
+    "REVOKE",
+    "RESTART",
+    "CLONE",
+];
+
+/// Checks `sql` for `engine`.
+pub fn check(engine: Engine, sql: &str) -> Result<(), SqlError> {
+    if sql.contains('\0') {
+        // A NUL ends the text for SQLite's parser while the rest is still there,
+        // and is never valid SQL elsewhere.
+        return Err(SqlError::refused(
+            ErrorCode::SqlSyntaxError,
+            "the statement contains a NUL character",
+        ));
+    }
+    match engine {
+        Engine::Postgresql => postgres(sql),
+        Engine::Mysql => mysql(sql),
+        Engine::Sqlite => sqlite(sql),
+    }
+}
+
+fn refused(what: impl std::fmt::Display) -> SqlError {
+    SqlError::refused(
+        ErrorCode::SqlReadOnlyViolation,
+        format!("{what} is not allowed through querygate"),
+    )
+}
+
+/// The statement's kind behind any `EXPLAIN [ANALYZE] [VERBOSE]` or `(…)`.
+fn kind(words: &[String]) -> &str {
+    words
+        .iter()
+        .map(String::as_str)
+        .find(|w| {
+            !matches!(
+                *w,
+                "EXPLAIN" | "ANALYZE" | "ANALYSE" | "VERBOSE" | "QUERY" | "PLAN"
+            )
+        })
+        .unwrap_or("")
+}
+
+fn postgres(sql: &str) -> Result<(), SqlError> {
+    let upper = sql.to_ascii_uppercase();
+    if upper.contains("U&\"") {
+        return Err(refused("a Unicode-escaped identifier (U&\"…\")"));
+    }
+    let words = sql_text::words(sql, Dialect::Postgres);
+    let kind = kind(&words);
+    if PG_STATEMENTS.contains(&kind) {
+        return Err(refused(kind));
+    }
+    let two_phase = words.windows(2).any(|w| {
+        matches!(
+            (w[0].as_str(), w[1].as_str()),
+            ("PREPARE", "TRANSACTION") | ("COMMIT" | "ROLLBACK", "PREPARED")
+        )
+    });
+    if two_phase {
+        return Err(refused("a two-phase transaction"));
+    }
+    if let Some(function) = words.iter().find(|w| PG_FUNCTIONS.contains(&w.as_str())) {
+        return Err(refused(format_args!(
+            "the function {}",
+            function.to_ascii_lowercase()
+        )));
+    }
+    Ok(())
+}
+
+fn mysql(sql: &str) -> Result<(), SqlError> {
+    if sql.contains("/*!") || sql.to_ascii_uppercase().contains("/*M!") {
+        return Err(refused("an executable comment (/*! … */)"));
+    }
+    let words = sql_text::words(sql, Dialect::Mysql);
+    let kind = kind(&words);
+    let second = words.get(1).map_or("", String::as_str);
+    if MYSQL_STATEMENTS.contains(&kind) || (kind == "START" && second != "TRANSACTION") {
+        return Err(refused(kind));
+    }
+    if kind == "SET"
+        && words
+            .iter()
+            .any(|w| matches!(w.as_str(), "GLOBAL" | "PERSIST" | "PERSIST_ONLY"))
+    {
+        return Err(refused("SET GLOBAL"));
+    }
+    if words
+        .windows(2)
+        .any(|w| w[0] == "INTO" && matches!(w[1].as_str(), "OUTFILE" | "DUMPFILE"))
+    {
+        return Err(refused("writing a file (INTO OUTFILE)"));
+    }
+    if let Some(function) = words.iter().find(|w| MYSQL_FUNCTIONS.contains(&w.as_str())) {
+        return Err(refused(format_args!(
+            "the function {}",
+            function.to_ascii_lowercase()
+        )));
+    }
+    Ok(())
+}
+
+/// SQLite would prepare every statement of the text; `ATTACH`/`VACUUM` can create
+/// or open files on the server, and some pragmas change the whole process. The
+/// authorizer of `db::sqlite` refuses the same again inside the engine.
+fn sqlite(sql: &str) -> Result<(), SqlError> {
+    let statements = sql_text::split(sql, Dialect::Sqlite);
+    if statements.len() > 1 {
+        return Err(SqlError::refused(
+            ErrorCode::SqlMultipleStatements,
+            format!("found {} statements", statements.len()),
+        ));
+    }
+    let words = statements
+        .first()
+        .map(|s| sql_text::leading_words(s, 4))
+        .unwrap_or_default();
+    match kind(&words) {
+        kind @ ("ATTACH" | "DETACH" | "VACUUM") => Err(SqlError::refused(
+            ErrorCode::SqlReadOnlyViolation,
+            format!("{kind} can create or open files on the server"),
+        )),
+        "PRAGMA" => Err(SqlError::refused(
+            ErrorCode::SqlReadOnlyViolation,
+            "PRAGMA statements are not allowed; read pragmas with the pragma_*() table functions, \
+             e.g. SELECT * FROM pragma_table_info('t')",
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(engine: Engine, sql: &str) -> Option<ErrorCode> {
+        check(engine, sql).err().map(|e| e.code())
+    }
+
+    #[test]
+    fn postgres_side_effects_are_refused_however_they_are_written() {
+        for sql in [
+            "SELECT pg_terminate_backend(123)",
+            r#"SELECT "pg_terminate_backend"(123)"#,
+            "select PG_CATALOG.pg_reload_conf()",
+            "SELECT lo_export(1, '/tmp/x')",
+            "COPY (SELECT 1) TO PROGRAM 'true'",
+            "copy t to '/tmp/x'",
+            "DO $$ BEGIN PERFORM 1; END $$",
+            "SELECT query_to_xml('select 1', true, true, '')",
+            r#"SELECT U&"pg\005fterminate_backend"(1)"#,
+            "PREPARE TRANSACTION 'x'",
+            "EXPLAIN ANALYZE SELECT pg_read_file('/etc/passwd')",
+        ] {
+            assert_eq!(
+                code(Engine::Postgresql, sql),
+                Some(ErrorCode::SqlReadOnlyViolation),
+                "{sql}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_in_strings_and_comments_are_not_calls() {
+        for sql in [
+            "SELECT 'pg_terminate_backend' AS name",
+            "SELECT 1 -- pg_reload_conf()",
+            "SELECT $$copy$$",
+            "SELECT copy_count FROM t",
+        ] {
+            assert_eq!(code(Engine::Postgresql, sql), None, "{sql}");
+        }
+    }
+
+    #[test]
+    fn mysql_side_effects_are_refused() {
+        for sql in [
+            "SELECT LOAD_FILE('/etc/passwd')",
+            "SELECT 1 INTO OUTFILE '/tmp/x'",
+            "SELECT 1 /*!, LOAD_FILE('/etc/passwd') */",
+            "SET GLOBAL max_connections = 1",
+            "SET @@global.max_connections = 1",
+            "KILL 12",
+            "START SLAVE",
+            "LOAD DATA INFILE '/etc/passwd' INTO TABLE t",
+            "INSTALL PLUGIN x SONAME 'x.so'",
+        ] {
+            assert_eq!(
+                code(Engine::Mysql, sql),
+                Some(ErrorCode::SqlReadOnlyViolation),
+                "{sql}"
+            );
+        }
+        assert_eq!(code(Engine::Mysql, "START TRANSACTION"), None);
+        assert_eq!(code(Engine::Mysql, "SELECT 'load_file' AS f"), None);
+    }
+
+    #[test]
+    fn nul_bytes_are_refused_everywhere() {
+        for engine in [Engine::Postgresql, Engine::Mysql, Engine::Sqlite] {
+            assert_eq!(code(engine, "SELECT 1\0"), Some(ErrorCode::SqlSyntaxError));
+        }
+    }
+}

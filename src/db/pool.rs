@@ -1,0 +1,157 @@
+//! A pool of one engine: the closed enum every operation is dispatched on, in one
+//! place per operation.
+
+use std::time::Duration;
+
+use crate::db::DbSettings;
+use crate::db::error::DbError;
+use crate::db::execute::ExecRequest;
+use crate::db::mysql::MyPool;
+use crate::db::params::{ConnParams, Engine};
+use crate::db::pg::PgPool;
+use crate::db::rows::RowSink;
+use crate::db::sql_error::SqlError;
+use crate::db::sqlite::LitePool;
+use crate::db::sqlite_dir::SqliteDir;
+use crate::net_guard::NetGuard;
+
+/// A pool of one engine.
+#[derive(Debug, Clone)]
+pub enum DbPool {
+    /// PostgreSQL.
+    Postgres(PgPool),
+    /// MySQL / MariaDB.
+    Mysql(MyPool),
+    /// SQLite.
+    Sqlite(LitePool),
+}
+
+/// A cached pool and what was learnt when it was opened.
+#[derive(Debug, Clone)]
+pub struct PoolEntry {
+    /// The pool.
+    pub pool: DbPool,
+    /// The server version seen when it was opened, e.g. `PostgreSQL 15.4`.
+    pub server_version: String,
+}
+
+/// Checks the host policy (resolving the name once), proves the credentials with
+/// one connection, and returns a pool that connects only to the checked
+/// addresses.
+pub async fn open(
+    params: &ConnParams,
+    settings: &DbSettings,
+    guard: &NetGuard,
+    sqlite: &SqliteDir,
+) -> Result<PoolEntry, DbError> {
+    let timeout = settings.connect_timeout;
+    let (pool, server_version) = match params.engine {
+        Engine::Postgresql => {
+            let addresses = guard.check(&params.host, params.port, timeout).await?;
+            let (pool, version) = PgPool::open(params, addresses, settings).await?;
+            let version = version
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            (DbPool::Postgres(pool), format!("PostgreSQL {version}"))
+        }
+        Engine::Mysql => {
+            let addresses = guard.check(&params.host, params.port, timeout).await?;
+            let (pool, version) = MyPool::open(params, &addresses, settings).await?;
+            (DbPool::Mysql(pool), version)
+        }
+        Engine::Sqlite => {
+            let path = sqlite.resolve(&params.database)?;
+            let (pool, version) = LitePool::open(path, settings).await?;
+            (DbPool::Sqlite(pool), version)
+        }
+    };
+    Ok(PoolEntry {
+        pool,
+        server_version,
+    })
+}
+
+impl DbPool {
+    /// The engine.
+    pub fn engine(&self) -> Engine {
+        match self {
+            Self::Postgres(_) => Engine::Postgresql,
+            Self::Mysql(_) => Engine::Mysql,
+            Self::Sqlite(_) => Engine::Sqlite,
+        }
+    }
+
+    /// Runs a client's statement read-only, streaming into `sink` (see
+    /// [`crate::db::execute`]); `Ok(truncated)`.
+    pub(crate) async fn execute(
+        &self,
+        request: &ExecRequest,
+        sink: &mut RowSink,
+    ) -> Result<bool, SqlError> {
+        match self {
+            Self::Postgres(pool) => pool.execute(request, sink).await,
+            Self::Mysql(pool) => pool.execute(request, sink).await,
+            Self::Sqlite(pool) => pool.execute(request, sink).await,
+        }
+    }
+
+    /// Plans a statement read-only without running it.
+    pub(crate) async fn validate(&self, request: &ExecRequest) -> Result<(), SqlError> {
+        match self {
+            Self::Postgres(pool) => pool.validate(request).await,
+            Self::Mysql(pool) => pool.validate(request).await,
+            Self::Sqlite(pool) => pool.validate(request).await,
+        }
+    }
+
+    /// Proves the database answers now; the server version.
+    pub async fn check(&self, timeout: Duration) -> Result<String, DbError> {
+        match self {
+            Self::Postgres(pool) => {
+                let raw = pool.check(timeout).await?;
+                let version = raw.split_whitespace().next().unwrap_or_default();
+                Ok(format!("PostgreSQL {version}"))
+            }
+            Self::Mysql(pool) => pool.check(timeout).await,
+            Self::Sqlite(pool) => pool.check().await,
+        }
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        match self {
+            Self::Postgres(pool) => pool.close(),
+            Self::Mysql(pool) => pool.close().await,
+            Self::Sqlite(_) => {}
+        }
+    }
+
+    /// Connections open now, where the pool tells.
+    pub fn size(&self) -> Option<usize> {
+        match self {
+            Self::Postgres(pool) => Some(pool.size()),
+            Self::Mysql(_) | Self::Sqlite(_) => None,
+        }
+    }
+
+    /// Whether two handles share one pool.
+    pub fn same(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Postgres(a), Self::Postgres(b)) => a.same(b),
+            (Self::Mysql(a), Self::Mysql(b)) => a.same(b),
+            (Self::Sqlite(a), Self::Sqlite(b)) => a.same(b),
+            _ => false,
+        }
+    }
+
+    /// Whether the pool was closed (PostgreSQL tells; the others close their
+    /// connections after use anyway).
+    pub fn is_closed(&self) -> bool {
+        match self {
+            Self::Postgres(pool) => pool.is_closed(),
+            Self::Mysql(_) | Self::Sqlite(_) => false,
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! A statement's result as it comes from the database: its columns first, then
+//! rows in batches, then how it ended.
+//!
+//! The engine runs on a task of its own and writes into a [`RowSink`]; the HTTP
+//! layer reads the [`Execution`]. Memory stays flat whatever the result's size:
+//! a batch holds about [`BATCH_BYTES`] of rows and the channel holds at most two
+//! batches, so an engine that is faster than the client waits for it. A client
+//! that hangs up drops the receiver; the engine sees it on its next send, stops
+//! reading, and closes its connection (nothing is left running or open).
+
+use std::time::Instant;
+
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::db::sql_error::SqlError;
+
+/// Rows sent together, by their approximate JSON size.
+pub const BATCH_BYTES: usize = 64 * 1024;
+/// Rows sent together at most, whatever their size.
+const BATCH_ROWS: usize = 512;
+
+/// One result column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    /// As the engine names it (duplicates possible).
+    pub name: String,
+    /// The engine's type name, as clients see it.
+    pub type_name: String,
+}
+
+/// What follows the columns.
+#[derive(Debug)]
+pub enum RowEvent {
+    /// Rows, each with one JSON value per column.
+    Rows(Vec<Vec<Value>>),
+    /// The statement finished; `truncated` when more rows existed than `maxRows`.
+    End {
+        /// More rows existed than the cap.
+        truncated: bool,
+    },
+    /// The statement failed after its columns were known.
+    Failed(SqlError),
+}
+
+/// A running statement: its columns, and its rows as they come.
+#[derive(Debug)]
+pub struct Execution {
+    /// Columns in order.
+    pub columns: Vec<Column>,
+    /// Rows, then exactly one `End` or `Failed`.
+    pub events: mpsc::Receiver<RowEvent>,
+    /// When the statement was sent.
+    pub started: Instant,
+}
+
+/// The client went away: stop reading and close the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HungUp;
+
+/// The engine's end of an execution.
+pub struct RowSink {
+    header: Option<oneshot::Sender<Result<Execution, SqlError>>>,
+    /// `None` once the sink was handed elsewhere with [`RowSink::take`].
+    events: Option<mpsc::Sender<RowEvent>>,
+    pending: Option<mpsc::Receiver<RowEvent>>,
+    batch: Vec<Vec<Value>>,
+    batch_bytes: usize,
+    started: Instant,
+}
+
+/// Creates a sink and the future that resolves to the execution once its columns
+/// are known (or to the error that came first).
+pub fn channel() -> (RowSink, oneshot::Receiver<Result<Execution, SqlError>>) {
+    let (header, header_rx) = oneshot::channel();
+    let (events, events_rx) = mpsc::channel(2);
+    let sink = RowSink {
+        header: Some(header),
+        events: Some(events),
+        pending: Some(events_rx),
+        batch: Vec::new(),
+        batch_bytes: 0,
+        started: Instant::now(),
+    };
+    (sink, header_rx)
+}
+
+impl RowSink {
+    /// Moves the sink out (to a blocking thread), leaving a spent one behind.
+    pub fn take(&mut self) -> RowSink {
+        std::mem::replace(
+            self,
+            RowSink {
+                header: None,
+                events: None,
+                pending: None,
+                batch: Vec::new(),
+                batch_bytes: 0,
+                started: self.started,
+            },
+        )
+    }
+
+    /// Marks the moment the statement is sent, for `elapsedMs`.
+    pub fn restart_clock(&mut self) {
+        self.started = Instant::now();
+    }
+
+    /// Whether the columns have been announced (a failure is then a `Failed`
+    /// event rather than the request's error).
+    pub fn started(&self) -> bool {
+        self.header.is_none()
+    }
+
+    /// Announces the columns; rows may follow.
+    pub fn columns(&mut self, columns: Vec<Column>) -> Result<(), HungUp> {
+        let header = self.header.take().ok_or(HungUp)?;
+        let events = self.pending.take().ok_or(HungUp)?;
+        header
+            .send(Ok(Execution {
+                columns,
+                events,
+                started: self.started,
+            }))
+            .map_err(|_| HungUp)
+    }
+
+    /// Adds a row; sends the batch when it is full.
+    pub async fn row(&mut self, row: Vec<Value>) -> Result<(), HungUp> {
+        self.batch_bytes += row.iter().map(json_size).sum::<usize>();
+        self.batch.push(row);
+        if self.batch_bytes >= BATCH_BYTES || self.batch.len() >= BATCH_ROWS {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), HungUp> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        self.batch_bytes = 0;
+        let rows = std::mem::take(&mut self.batch);
+        let events = self.events.as_ref().ok_or(HungUp)?;
+        events.send(RowEvent::Rows(rows)).await.map_err(|_| HungUp)
+    }
+
+    /// Whether the reader went away.
+    pub fn is_closed(&self) -> bool {
+        match (&self.header, &self.events) {
+            (Some(header), _) => header.is_closed(),
+            (None, Some(events)) => events.is_closed(),
+            (None, None) => true,
+        }
+    }
+
+    /// Ends the execution: with the columns unknown, an error answers the request
+    /// itself; otherwise the remaining rows and the end are sent.
+    pub async fn finish(mut self, outcome: Result<bool, SqlError>) {
+        if let Some(header) = self.header.take() {
+            let answer = match outcome {
+                Err(error) => Err(error),
+                Ok(truncated) => {
+                    // A statement that produced no columns (SET, BEGIN): an empty result.
+                    let Some(events) = self.pending.take() else {
+                        return;
+                    };
+                    let _ = header.send(Ok(Execution {
+                        columns: Vec::new(),
+                        events,
+                        started: self.started,
+                    }));
+                    if let Some(sender) = &self.events {
+                        let _ = sender.send(RowEvent::End { truncated }).await;
+                    }
+                    return;
+                }
+            };
+            let _ = header.send(answer);
+            return;
+        }
+        if self.flush().await.is_err() {
+            return;
+        }
+        let last = match outcome {
+            Ok(truncated) => RowEvent::End { truncated },
+            Err(error) => RowEvent::Failed(error),
+        };
+        if let Some(sender) = &self.events {
+            let _ = sender.send(last).await;
+        }
+    }
+}
+
+/// About the size of a value's JSON text, without writing it.
+pub fn json_size(value: &Value) -> usize {
+    match value {
+        Value::Null | Value::Bool(_) => 5,
+        Value::Number(_) => 20,
+        Value::String(s) => s.len() + 2,
+        Value::Array(items) => 2 + items.iter().map(|v| json_size(v) + 1).sum::<usize>(),
+        Value::Object(map) => {
+            2 + map
+                .iter()
+                .map(|(k, v)| k.len() + 4 + json_size(v))
+                .sum::<usize>()
+        }
+    }
+}
+
+/// Reads a whole execution into memory (for `generate-sql`, the demo, and
+/// `validate`-style callers), within `max_bytes` of rows.
+pub async fn collect(mut execution: Execution, max_bytes: usize) -> Result<Collected, SqlError> {
+    let mut rows = Vec::new();
+    let mut bytes = 0;
+    loop {
+        match execution.events.recv().await {
+            Some(RowEvent::Rows(batch)) => {
+                for row in batch {
+                    bytes += row.iter().map(json_size).sum::<usize>();
+                    if bytes > max_bytes {
+                        return Ok(Collected {
+                            columns: execution.columns,
+                            rows,
+                            truncated: true,
+                            elapsed: execution.started.elapsed(),
+                        });
+                    }
+                    rows.push(row);
+                }
+            }
+            Some(RowEvent::End { truncated }) => {
+                return Ok(Collected {
+                    columns: execution.columns,
+                    rows,
+                    truncated,
+                    elapsed: execution.started.elapsed(),
+                });
+            }
+            Some(RowEvent::Failed(error)) => return Err(error),
+            None => {
+                return Err(SqlError::refused(
+                    crate::error::ErrorCode::SqlError,
+                    "the statement ended without a result",
+                ));
+            }
+        }
+    }
+}
+
+/// A whole result in memory.
+#[derive(Debug, Clone)]
+pub struct Collected {
+    /// Columns in order.
+    pub columns: Vec<Column>,
+    /// Rows.
+    pub rows: Vec<Vec<Value>>,
+    /// More rows existed than the caps allowed.
+    pub truncated: bool,
+    /// Time from sending the statement to its last row.
+    pub elapsed: std::time::Duration,
+}
