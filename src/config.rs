@@ -186,6 +186,32 @@ pub struct Config {
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1_048_576)]
     pub max_body_bytes: usize,
+    /// Time a client has to send a request's headers, and the longest a
+    /// kept-alive connection may wait for its next request, in milliseconds.
+    #[arg(long, env = "HTTP_HEADER_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub http_header_timeout_ms: u64,
+    /// Time a client has to send a request's body, in milliseconds.
+    #[arg(long, env = "HTTP_BODY_TIMEOUT_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub http_body_timeout_ms: u64,
+    /// Connections open at once at most (kept below the open-file limit, which is
+    /// raised to its hard limit at start); more are closed when accepted.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
+    /// Connections one client address may hold at once; 0 turns the cap off. Not
+    /// applied with `TRUST_PROXY=true`, where the peers are the proxies.
+    #[arg(long, env = "MAX_CONNECTIONS_PER_CLIENT", default_value_t = 256, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    pub max_connections_per_client: u64,
+    /// Requests served at once at most; more are answered 503 `overloaded` with
+    /// `Retry-After` (health and readiness checks are always served).
+    #[arg(long, env = "MAX_CONCURRENT_REQUESTS", default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_concurrent_requests: u64,
+    /// Time requests in flight get to finish after SIGTERM, in milliseconds.
+    #[arg(long, env = "SHUTDOWN_GRACE_MS", default_value_t = 25_000, value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
+    pub shutdown_grace_ms: u64,
+    /// This instance's name in the `X-Served-By` header and in logs; defaults to
+    /// Render's `RENDER_INSTANCE_ID`, then the host name.
+    #[arg(long, env = "QUERYGATE_INSTANCE")]
+    pub instance: Option<String>,
 
     /// API key for the model server; optional for servers that need none.
     #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true, value_parser = Secret::parse)]

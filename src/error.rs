@@ -23,6 +23,7 @@ pub enum ErrorCode {
     TokenMissing,
     TokenInvalid,
     TokenExpired,
+    TokenRevoked,
     DbAccessDenied,
     DbDatabaseNotFound,
     DbHostNotFound,
@@ -51,16 +52,20 @@ pub enum ErrorCode {
     NotFound,
     MethodNotAllowed,
     RateLimited,
+    RequestTimeout,
+    Overloaded,
+    NotReady,
     InternalError,
 }
 
 impl ErrorCode {
     /// Every code, in the order of `DESIGN.md`; used by tests that compare the
     /// codes against `openapi.yaml`.
-    pub const ALL: [ErrorCode; 32] = [
+    pub const ALL: [ErrorCode; 36] = [
         Self::TokenMissing,
         Self::TokenInvalid,
         Self::TokenExpired,
+        Self::TokenRevoked,
         Self::DbAccessDenied,
         Self::DbDatabaseNotFound,
         Self::DbHostNotFound,
@@ -89,6 +94,9 @@ impl ErrorCode {
         Self::NotFound,
         Self::MethodNotAllowed,
         Self::RateLimited,
+        Self::RequestTimeout,
+        Self::Overloaded,
+        Self::NotReady,
         Self::InternalError,
     ];
 
@@ -104,14 +112,14 @@ impl ErrorCode {
             | Self::SqlColumnNotFound
             | Self::SqlMultipleStatements
             | Self::SqlError => StatusCode::BAD_REQUEST,
-            Self::TokenMissing | Self::TokenInvalid | Self::TokenExpired => {
+            Self::TokenMissing | Self::TokenInvalid | Self::TokenExpired | Self::TokenRevoked => {
                 StatusCode::UNAUTHORIZED
             }
             Self::AiQuotaExceeded => StatusCode::PAYMENT_REQUIRED,
             Self::DbHostForbidden | Self::SqlReadOnlyViolation => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::SqlTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::SqlTimeout | Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::AiUnsafeSql => StatusCode::UNPROCESSABLE_ENTITY,
@@ -121,7 +129,9 @@ impl ErrorCode {
             | Self::DbTlsFailed
             | Self::AiAuthFailed
             | Self::AiUpstreamError => StatusCode::BAD_GATEWAY,
-            Self::AiNotConfigured => StatusCode::SERVICE_UNAVAILABLE,
+            Self::AiNotConfigured | Self::Overloaded | Self::NotReady => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::DbTimeout | Self::AiTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -132,7 +142,7 @@ impl ErrorCode {
     pub fn challenge(self) -> Option<&'static str> {
         match self {
             Self::TokenMissing => Some(r#"Bearer realm="querygate""#),
-            Self::TokenInvalid | Self::TokenExpired => Some(
+            Self::TokenInvalid | Self::TokenExpired | Self::TokenRevoked => Some(
                 r#"Bearer realm="querygate", error="invalid_token", error_description="connect again""#,
             ),
             _ => None,
@@ -145,6 +155,7 @@ impl ErrorCode {
             Self::TokenMissing => "token_missing",
             Self::TokenInvalid => "token_invalid",
             Self::TokenExpired => "token_expired",
+            Self::TokenRevoked => "token_revoked",
             Self::DbAccessDenied => "db_access_denied",
             Self::DbDatabaseNotFound => "db_database_not_found",
             Self::DbHostNotFound => "db_host_not_found",
@@ -173,6 +184,9 @@ impl ErrorCode {
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::RateLimited => "rate_limited",
+            Self::RequestTimeout => "request_timeout",
+            Self::Overloaded => "overloaded",
+            Self::NotReady => "not_ready",
             Self::InternalError => "internal_error",
         }
     }
@@ -265,7 +279,8 @@ impl IntoResponse for AppError {
             ErrorCode::InternalError
             | ErrorCode::TokenMissing
             | ErrorCode::TokenInvalid
-            | ErrorCode::TokenExpired => {}
+            | ErrorCode::TokenExpired
+            | ErrorCode::TokenRevoked => {}
             _ if status.is_server_error() => {
                 tracing::warn!(code = self.code.as_str(), error = %self.message, "request failed");
             }

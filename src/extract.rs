@@ -32,6 +32,11 @@ where
             .map_err(|rejection| {
                 if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                     AppError::new(ErrorCode::PayloadTooLarge, "The request body is too large.")
+                } else if timed_out(&rejection) {
+                    AppError::new(
+                        ErrorCode::RequestTimeout,
+                        "The request body did not arrive in time (HTTP_BODY_TIMEOUT_MS).",
+                    )
                 } else {
                     AppError::new(
                         ErrorCode::InvalidJson,
@@ -73,6 +78,18 @@ where
                 AppError::validation(&field, message)
             })
     }
+}
+
+/// Whether reading the body stopped at the body read timeout.
+fn timed_out(rejection: &axum::extract::rejection::BytesRejection) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
+    while let Some(error) = cause {
+        if error.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
 
 fn is_json(request: &Request) -> bool {

@@ -20,17 +20,17 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod extract;
+pub mod lifecycle;
 pub mod middleware;
 pub mod net_guard;
 pub mod random;
 pub mod results;
 pub mod routes;
 pub mod secret;
+pub mod server;
 pub mod state;
 pub mod telemetry;
 pub mod token;
-
-use std::net::SocketAddr;
 
 use axum::Router;
 use tokio::net::TcpListener;
@@ -43,17 +43,25 @@ pub fn app(state: AppState) -> Router {
     middleware::wrap(routes::router(), &state).with_state(state)
 }
 
-/// Serves `app(state)` on `listener` until `shutdown` completes, then finishes the
-/// requests in flight.
+/// Serves `app(state)` on `listener` until `shutdown` completes, then drains (see
+/// [`server`]).
 pub async fn run(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let config = &state.config;
+    let limits = server::ServeLimits {
+        max_connections: server::connection_cap(
+            usize::try_from(config.max_connections).unwrap_or(usize::MAX),
+            rlimit::getrlimit(rlimit::Resource::NOFILE)
+                .ok()
+                .map(|(soft, _)| soft),
+        ),
+        max_per_client: (config.max_connections_per_client > 0 && !config.trust_proxy)
+            .then(|| usize::try_from(config.max_connections_per_client).unwrap_or(usize::MAX)),
+        header_timeout: std::time::Duration::from_millis(config.http_header_timeout_ms),
+        shutdown_grace: std::time::Duration::from_millis(config.shutdown_grace_ms),
+    };
+    server::serve(listener, state, limits, shutdown).await
 }

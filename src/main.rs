@@ -19,6 +19,8 @@ async fn main() -> ExitCode {
 
 async fn serve(config: Config) -> ExitCode {
     telemetry::init(config.log_format());
+    let file_limit = querygate::server::raise_file_limit();
+    tracing::info!(file_limit, "open-file limit");
     let (host, why) = config.listen_host();
     let address = std::net::SocketAddr::new(host, config.port);
     let state = match AppState::build(config).await {

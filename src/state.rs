@@ -9,6 +9,7 @@ use crate::config::{Config, Environment};
 use crate::db::execute::ExecLimits;
 use crate::db::sqlite_dir::SqliteDir;
 use crate::db::{Databases, DbSettings};
+use crate::lifecycle::{Lifecycle, instance_name};
 use crate::net_guard::NetGuard;
 use crate::token::keys::{self, KeySource};
 use crate::token::{TokenPolicy, TokenService};
@@ -26,6 +27,8 @@ pub struct AppState {
     pub ai: Option<Arc<AiClient>>,
     /// The limits of every statement, from the configuration.
     pub limits: ExecLimits,
+    /// Which instance this is, and whether it is draining.
+    pub lifecycle: Arc<Lifecycle>,
 }
 
 /// Rows returned when the client does not say (within `MAX_ROWS`).
@@ -127,9 +130,11 @@ impl AppState {
                 None
             }
         });
+        let lifecycle = Arc::new(Lifecycle::new(instance_name(config.instance.as_deref())));
         Self {
             ai,
             limits,
+            lifecycle,
             tokens: Arc::new(TokenService::new(ring, policy)),
             db: Databases::new(settings, guard, sqlite),
             config: Arc::new(config),

@@ -1,12 +1,15 @@
-//! Health, the API document and the public keys.
+//! Health, readiness, the API document and the public keys.
 
 use axum::Json;
 use axum::Router;
+use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::json;
 
+use crate::error::{AppError, AppResult, ErrorCode};
 use crate::state::AppState;
 
 /// The OpenAPI document served at `/openapi.yaml`.
@@ -17,12 +20,39 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/health", get(health))
         .route("/health", get(health))
+        .route("/api/ready", get(ready))
         .route("/openapi.yaml", get(openapi))
         .route("/.well-known/jwks.json", get(jwks))
 }
 
-async fn health() -> Json<Value> {
-    Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+/// The answer of the health and readiness checks.
+#[derive(Debug, Serialize)]
+pub struct HealthAnswer {
+    status: &'static str,
+    version: &'static str,
+}
+
+/// Liveness: the process answers.
+async fn health() -> Json<HealthAnswer> {
+    Json(HealthAnswer {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}
+
+/// Readiness: keys are loaded (the state exists only then) and the instance is
+/// not draining.
+async fn ready(State(state): State<AppState>) -> AppResult<Json<HealthAnswer>> {
+    if !state.lifecycle.is_ready() {
+        return Err(AppError::new(
+            ErrorCode::NotReady,
+            "This instance is shutting down; send requests to another one.",
+        ));
+    }
+    Ok(Json(HealthAnswer {
+        status: "ready",
+        version: env!("CARGO_PKG_VERSION"),
+    }))
 }
 
 async fn openapi() -> impl IntoResponse {

@@ -9,6 +9,8 @@ mod ai;
 mod cli;
 mod connect;
 mod execute;
+mod lifecycle;
+mod limits;
 mod malformed_input;
 mod openapi;
 mod pool;

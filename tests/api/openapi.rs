@@ -56,6 +56,7 @@ async fn documented_paths_are_exactly_the_served_ones() {
     documented.sort();
     let mut served = vec![
         "GET /api/health",
+        "GET /api/ready",
         "GET /health",
         "POST /api/database/connect",
         "GET /api/database/status",

@@ -18,8 +18,30 @@ impl ServerProcess {
     /// Starts the binary with a clean environment plus `env`, on a free port, and
     /// waits until it logs its address.
     pub fn start(sqlite_dir: &Path, keys_dir: &Path, env: &[(&str, &str)]) -> Self {
+        Self::start_limited(sqlite_dir, keys_dir, env, None)
+    }
+
+    /// As [`ServerProcess::start`], with the process's open-file limit (soft and
+    /// hard) set to `file_limit` when given.
+    pub fn start_limited(
+        sqlite_dir: &Path,
+        keys_dir: &Path,
+        env: &[(&str, &str)],
+        file_limit: Option<u32>,
+    ) -> Self {
         super::ensure_databases();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_querygate"));
+        let binary = env!("CARGO_BIN_EXE_querygate");
+        let mut command = match file_limit {
+            Some(limit) => {
+                let mut shell = Command::new("bash");
+                shell
+                    .arg("-c")
+                    .arg(format!("ulimit -n {limit} && exec \"$0\""))
+                    .arg(binary);
+                shell
+            }
+            None => Command::new(binary),
+        };
         command
             .env_clear()
             .env("HOST", "127.0.0.1")
@@ -67,6 +89,28 @@ impl ServerProcess {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base_url, path)
+    }
+
+    /// Sends SIGTERM, as an orchestrator does.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Waits (bounded) for the process to exit; its exit code.
+    pub fn wait_exit(&mut self, limit: std::time::Duration) -> Option<i32> {
+        let started = std::time::Instant::now();
+        while started.elapsed() < limit {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        None
     }
 
     /// Everything the process has logged so far.

@@ -1,20 +1,20 @@
-//! The layers every request passes through, outermost first: request id, its
-//! propagation, a tracing span, panic recovery, CORS, `Cache-Control: no-store`,
-//! the body size cap, and rate limiting.
+//! The layers every request passes through, outermost first: `X-Served-By`,
+//! request id and its propagation, a tracing span, panic recovery, CORS,
+//! `Cache-Control: no-store`, the security headers, the body size cap and read
+//! timeout, the cap on requests in flight ([`overload`]), and rate limiting
+//! ([`rate_limit`]).
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::num::NonZeroU32;
+pub mod overload;
+pub mod rate_limit;
+
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, Method, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tokio::sync::Semaphore;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
@@ -25,24 +25,36 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
-use crate::error::{AppError, ErrorCode};
+use crate::error::AppError;
 use crate::state::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// The instance that answered, on every response.
+pub const SERVED_BY: HeaderName = HeaderName::from_static("x-served-by");
 
 /// Wraps `routes` in every layer.
 pub fn wrap(routes: Router<AppState>, state: &AppState) -> Router<AppState> {
     let config = &state.config;
-    let limiter = Limiter::new(config);
-    let routes = match limiter {
+    let routes = match rate_limit::Limiter::new(config) {
         Some(limiter) => routes.layer(axum::middleware::from_fn_with_state(
             Arc::new(limiter),
-            rate_limit,
+            rate_limit::rate_limit,
         )),
         None => routes,
     };
+    let places = Arc::new(Semaphore::new(
+        usize::try_from(config.max_concurrent_requests).unwrap_or(usize::MAX),
+    ));
+    let routes = routes.layer(axum::middleware::from_fn_with_state(places, overload::cap));
+    let served_by = HeaderValue::from_str(state.lifecycle.instance())
+        .unwrap_or_else(|_| HeaderValue::from_static("querygate"));
+    let lifecycle = Arc::clone(&state.lifecycle);
     routes.layer(
         ServiceBuilder::new()
+            .layer(SetResponseHeaderLayer::overriding(SERVED_BY, served_by))
+            .layer(tower::util::MapResponseLayer::new(move |response| {
+                close_while_draining(&lifecycle, response)
+            }))
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
             // Failures are logged once, by the error type; the trace layer only
@@ -59,7 +71,10 @@ pub fn wrap(routes: Router<AppState>, state: &AppState) -> Router<AppState> {
                 HeaderValue::from_static("no-store"),
             ))
             .layer(security_headers(config))
-            .layer(DefaultBodyLimit::max(config.max_body_bytes)),
+            .layer(DefaultBodyLimit::max(config.max_body_bytes))
+            .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+                Duration::from_millis(config.http_body_timeout_ms),
+            )),
     )
 }
 
@@ -94,6 +109,20 @@ fn security_headers(
 /// The Content-Security-Policy of every answer that is not a page.
 pub const JSON_CSP: &str =
     "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+/// While draining, every answer asks the client to close its connection, so
+/// that kept-alive connections move to other instances after their next request.
+fn close_while_draining<B>(
+    lifecycle: &crate::lifecycle::Lifecycle,
+    mut response: axum::http::Response<B>,
+) -> axum::http::Response<B> {
+    if !lifecycle.is_ready() {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
 
 /// One span per request: method, matched route (never the query) and request id.
 fn make_span(request: &Request) -> tracing::Span {
@@ -152,6 +181,7 @@ fn cors(config: &Config) -> CorsLayer {
         ])
         .expose_headers([
             REQUEST_ID,
+            SERVED_BY,
             header::RETRY_AFTER,
             header::ETAG,
             header::WWW_AUTHENTICATE,
@@ -159,68 +189,4 @@ fn cors(config: &Config) -> CorsLayer {
             HeaderName::from_static("x-truncated"),
         ])
         .max_age(Duration::from_secs(600))
-}
-
-/// Per-client-address rate limiting (GCRA from `governor`): a client may spend
-/// `RATE_LIMIT_MAX_REQUESTS` at once and regains one every
-/// `RATE_LIMIT_WINDOW_MS / RATE_LIMIT_MAX_REQUESTS`.
-pub struct Limiter {
-    limiter: DefaultKeyedRateLimiter<IpAddr>,
-    trust_proxy: bool,
-    checks: AtomicU64,
-}
-
-impl Limiter {
-    fn new(config: &Config) -> Option<Self> {
-        let burst = NonZeroU32::new(config.rate_limit_max_requests)?;
-        let period = Duration::from_millis(config.rate_limit_window_ms) / burst.get();
-        let quota = Quota::with_period(period.max(Duration::from_micros(1)))?.allow_burst(burst);
-        Some(Self {
-            limiter: RateLimiter::keyed(quota),
-            trust_proxy: config.trust_proxy,
-            checks: AtomicU64::new(0),
-        })
-    }
-
-    /// The address a request is counted against: the peer, or behind a trusted
-    /// proxy the last `X-Forwarded-For` entry (the one the proxy itself added).
-    fn client(&self, request: &Request) -> IpAddr {
-        let forwarded = self
-            .trust_proxy
-            .then(|| request.headers().get("x-forwarded-for"))
-            .flatten()
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit(',').next())
-            .and_then(|v| v.trim().parse::<IpAddr>().ok());
-        forwarded
-            .or_else(|| {
-                request
-                    .extensions()
-                    .get::<ConnectInfo<SocketAddr>>()
-                    .map(|info| info.0.ip())
-            })
-            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
-    }
-}
-
-async fn rate_limit(State(limiter): State<Arc<Limiter>>, request: Request, next: Next) -> Response {
-    if request.method() == Method::OPTIONS {
-        return next.run(request).await;
-    }
-    let client = limiter.client(&request);
-    if limiter.checks.fetch_add(1, Ordering::Relaxed) % 4096 == 4095 {
-        limiter.limiter.retain_recent();
-    }
-    match limiter.limiter.check_key(&client) {
-        Ok(()) => next.run(request).await,
-        Err(not_until) => {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            let mut error = AppError::new(
-                ErrorCode::RateLimited,
-                "Too many requests from this address. Wait and try again.",
-            );
-            error.retry_after = Some(wait.as_secs() + u64::from(wait.subsec_nanos() > 0));
-            error.into_response()
-        }
-    }
 }

@@ -1,0 +1,160 @@
+//! One client cannot take the instance: connections and requests are capped,
+//! slow clients are cut off, and the instance keeps serving everyone else.
+
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::common::process::ServerProcess;
+use crate::common::*;
+
+#[tokio::test]
+async fn requests_over_the_cap_are_overloaded_while_health_is_always_served() {
+    let app = TestApp::spawn_with(|config| config.max_concurrent_requests = 1).await;
+    let token = app.token_for(&pg_body("test")).await;
+    let (client, url, bearer) = (
+        app.client.clone(),
+        app.url("/api/database/execute"),
+        token.clone(),
+    );
+    let slow = tokio::spawn(async move {
+        client
+            .post(url)
+            .bearer_auth(bearer)
+            .json(&json!({"sql": "SELECT pg_sleep(1) /* qg-overload-marker */"}))
+            .send()
+            .await
+            .expect("slow")
+    });
+    let running = "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%qg-overload-marker%' AND pid <> pg_backend_pid()";
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while pg_admin_scalar(running).await == 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the slow statement started");
+    let response = app.get("/api/database/status", None).await;
+    assert_eq!(response.headers()["retry-after"], "1");
+    let (status, body) = read(response).await;
+    assert_error(status, &body, 503, "overloaded");
+    for path in ["/api/health", "/health", "/api/ready"] {
+        assert_eq!(app.get(path, None).await.status(), 200, "{path}");
+    }
+    assert_eq!(slow.await.expect("join").status(), 200);
+    assert_eq!(
+        app.get("/api/database/status", None).await.status(),
+        200,
+        "the place was given back"
+    );
+}
+
+#[tokio::test]
+async fn a_body_that_never_arrives_is_a_request_timeout() {
+    let app = TestApp::spawn_with(|config| config.http_body_timeout_ms = 300).await;
+    let mut stream = tokio::net::TcpStream::connect(app.address)
+        .await
+        .expect("connect");
+    stream
+        .write_all(b"POST /api/database/connect HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"db")
+        .await
+        .expect("write");
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut answer))
+        .await
+        .expect("answered")
+        .expect("read");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request_timeout"), "{answer}");
+}
+
+/// Opens `count` connections from `ip` that each send part of a request head and
+/// then one more header line now and then, never finishing.
+async fn slow_clients(address: std::net::SocketAddr, count: usize) -> Vec<tokio::net::TcpStream> {
+    let mut streams = Vec::with_capacity(count);
+    for _ in 0..count {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind("127.0.0.1:0".parse().expect("local"))
+            .expect("bind");
+        match tokio::time::timeout(Duration::from_secs(5), socket.connect(address)).await {
+            Ok(Ok(mut stream)) => {
+                let _ = stream
+                    .write_all(b"GET /api/health HTTP/1.1\r\nHost: x\r\n")
+                    .await;
+                streams.push(stream);
+            }
+            _ => break,
+        }
+    }
+    streams
+}
+
+#[tokio::test]
+async fn slow_header_clients_are_cut_off_and_cannot_starve_anyone_else() {
+    ensure_databases();
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A low open-file limit that the server cannot raise, as on the host that
+    // ran out of descriptors.
+    let server = ServerProcess::start_limited(
+        &dir.path().join("sqlite"),
+        &dir.path().join("keys"),
+        &[
+            ("QUERYGATE_KEYS", KEY_A),
+            ("HTTP_HEADER_TIMEOUT_MS", "2000"),
+            ("MAX_CONNECTIONS_PER_CLIENT", "400"),
+            ("RUST_LOG", "info"),
+        ],
+        Some(1024),
+    );
+    let address: std::net::SocketAddr = server
+        .base_url
+        .trim_start_matches("http://")
+        .parse()
+        .expect("address");
+    let mut slow = slow_clients(address, 1500).await;
+    assert!(
+        slow.len() >= 1000,
+        "the client opened its connections: {}",
+        slow.len()
+    );
+
+    // Another client, from another address, keeps being served within a second.
+    let other = reqwest::Client::builder()
+        .local_address(Some("127.0.0.2".parse().expect("ip")))
+        .timeout(Duration::from_secs(1))
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
+    for round in 0..20 {
+        let response = other.get(server.url("/api/health")).send().await;
+        assert!(
+            response.as_ref().is_ok_and(|r| r.status() == 200),
+            "health failed in round {round}: {response:?}"
+        );
+        for stream in slow.iter_mut().step_by(50) {
+            let _ = stream.write_all(b"X-Slow: 1\r\n").await;
+        }
+    }
+
+    // Every slow connection is closed by the server after the header timeout.
+    let closed = tokio::time::timeout(Duration::from_secs(20), async {
+        for stream in &mut slow {
+            let mut buffer = [0u8; 1024];
+            loop {
+                match stream.read(&mut buffer).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "slow connections were left open");
+    let logs = server.stop();
+    assert!(
+        !logs.contains("accept failed"),
+        "the accept loop failed: {logs}"
+    );
+}
