@@ -139,6 +139,11 @@ pub struct Config {
     /// Upper bound on the run time of one statement, in milliseconds.
     #[arg(long, env = "STATEMENT_TIMEOUT_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub statement_timeout_ms: u64,
+    /// A statement that takes at least this long is logged as slow, by its
+    /// fingerprint (a keyed hash) and duration, never its text, in milliseconds; 0
+    /// logs every statement so.
+    #[arg(long, env = "SLOW_STATEMENT_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
+    pub slow_statement_ms: u64,
     /// Time allowed to resolve, reach and log in to a database, in milliseconds.
     #[arg(long, env = "DB_CONNECT_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub db_connect_timeout_ms: u64,

@@ -117,6 +117,11 @@ impl AppState {
             statement_timeout: settings.statement_timeout,
             max_row_bytes,
             max_result_bytes: usize::try_from(config.max_result_bytes).unwrap_or(usize::MAX),
+            slow_statement: Duration::from_millis(config.slow_statement_ms),
+            fingerprint_key: crate::db::execute::FingerprintKey(
+                ring.active()
+                    .fingerprint(&[b"querygate statement fingerprints"]),
+            ),
         };
         let guard = NetGuard::new(
             &config.db_allowed_hosts,

@@ -61,6 +61,10 @@ pub struct ExecRequest {
     pub bigint_as_string: bool,
     /// The largest single row read from the database.
     pub max_row_bytes: usize,
+    /// A keyed hash of `sql`, the only trace of the statement in logs.
+    pub fingerprint: String,
+    /// A statement that takes longer is logged as slow (by its fingerprint).
+    pub slow: Duration,
 }
 
 /// The server's limits on execution, built once at start from the configuration.
@@ -76,6 +80,23 @@ pub struct ExecLimits {
     pub max_row_bytes: usize,
     /// The largest result, counted as it is written (`MAX_RESULT_BYTES`).
     pub max_result_bytes: usize,
+    /// A statement that takes longer is logged as slow (`SLOW_STATEMENT_MS`).
+    pub slow_statement: Duration,
+    /// The key of statement fingerprints: logs say which statements were the
+    /// same without saying what they were (an unkeyed hash of `SELECT 1` is
+    /// easily guessed). Derived from the active key version, so every instance
+    /// with the same keys prints the same fingerprint.
+    pub fingerprint_key: FingerprintKey,
+}
+
+/// Key material that `Debug` never prints.
+#[derive(Clone, Copy)]
+pub struct FingerprintKey(pub [u8; 32]);
+
+impl std::fmt::Debug for FingerprintKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
 }
 
 impl ExecLimits {
@@ -94,13 +115,49 @@ impl ExecLimits {
             .map(Duration::from_millis)
             .map_or(self.statement_timeout, |t| t.min(self.statement_timeout));
         ExecRequest {
+            fingerprint: self.fingerprint(&sql),
             sql,
             params,
             max_rows: usize::try_from(rows).unwrap_or(usize::MAX),
             timeout,
             bigint_as_string,
             max_row_bytes: self.max_row_bytes,
+            slow: self.slow_statement,
         }
+    }
+
+    /// The statement's fingerprint: 16 hex digits of an HMAC-SHA256 of its text.
+    pub fn fingerprint(&self, sql: &str) -> String {
+        use hmac::Mac;
+        let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.fingerprint_key.0)
+        else {
+            return String::new();
+        };
+        mac.update(sql.as_bytes());
+        mac.finalize().into_bytes()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+/// Logs a finished statement by its fingerprint and duration, never its text,
+/// parameters or rows: at debug level always, as a warning when it was slow.
+fn log_statement(
+    request: &ExecRequest,
+    engine: &str,
+    elapsed: Duration,
+    outcome: &Result<bool, SqlError>,
+) {
+    let elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+    let outcome = match outcome {
+        Ok(_) => "ok",
+        Err(error) => error.code().as_str(),
+    };
+    if elapsed >= request.slow {
+        tracing::warn!(engine, fingerprint = %request.fingerprint, elapsed_ms, outcome, "slow statement");
+    } else {
+        tracing::debug!(engine, fingerprint = %request.fingerprint, elapsed_ms, outcome, "statement finished");
     }
 }
 
@@ -111,10 +168,17 @@ pub async fn execute(pool: &DbPool, request: ExecRequest) -> Result<Execution, S
     let (mut sink, header) = rows::channel();
     let pool = pool.clone();
     tokio::spawn(async move {
+        let started = std::time::Instant::now();
         let work = pool.execute(&request, &mut sink);
         let outcome = tokio::time::timeout(overall_limit(request.timeout), work)
             .await
             .unwrap_or_else(|_| Err(SqlError::timeout()));
+        log_statement(
+            &request,
+            pool.engine().as_str(),
+            started.elapsed(),
+            &outcome,
+        );
         sink.finish(outcome).await;
     });
     header.await.unwrap_or_else(|_| {

@@ -57,6 +57,79 @@ async fn debug_logs_of_a_whole_session_hold_no_password_token_or_key() {
     assert!(!logs.contains(signature));
 }
 
+#[tokio::test]
+async fn slow_statements_are_logged_by_fingerprint_and_duration_only_on_every_engine() {
+    let sqlite = tempfile::tempdir().expect("tmp");
+    let keys = tempfile::tempdir().expect("tmp");
+    // Every statement counts as slow, and the most verbose logs are on.
+    let server = ServerProcess::start(
+        sqlite.path(),
+        keys.path(),
+        &[
+            ("QUERYGATE_KEYS", KEY_A),
+            ("SLOW_STATEMENT_MS", "0"),
+            ("RUST_LOG", "trace"),
+        ],
+    );
+    let client = reqwest::Client::new();
+    let cases = [
+        (
+            pg_body("test"),
+            "SELECT pg_sleep(0.2), 'alice@example.com' AS who, $1::text AS p",
+        ),
+        (
+            mysql_body("test"),
+            "SELECT SLEEP(0.2) AS s, 'alice@example.com' AS who, ? AS p",
+        ),
+        (
+            sqlite_body("demo"),
+            "SELECT 'alice@example.com' AS who, ?1 AS p, count(*) FROM customers",
+        ),
+    ];
+    for (connect, sql) in cases {
+        let answer: serde_json::Value = client
+            .post(server.url("/api/database/connect"))
+            .json(&connect)
+            .send()
+            .await
+            .expect("connect")
+            .json()
+            .await
+            .expect("json");
+        let token = answer["token"].as_str().expect("token");
+        let response = client
+            .post(server.url("/api/database/execute"))
+            .bearer_auth(token)
+            .json(&json!({"sql": sql, "params": ["param-secret-4242"]}))
+            .send()
+            .await
+            .expect("execute");
+        let body: serde_json::Value = response.json().await.expect("json");
+        assert_eq!(body["data"][0]["who"], "alice@example.com", "{body}");
+    }
+    let logs = server.stop();
+    let slow: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("slow statement"))
+        .collect();
+    assert_eq!(slow.len(), 3, "one slow statement per engine: {logs}");
+    for line in slow {
+        assert!(
+            line.contains("fingerprint") && line.contains("elapsed_ms"),
+            "{line}"
+        );
+    }
+    for leaked in [
+        "alice@example.com",
+        "param-secret-4242",
+        "pg_sleep",
+        "SLEEP(",
+        "customers",
+    ] {
+        assert!(!logs.contains(leaked), "{leaked} reached the logs");
+    }
+}
+
 #[test]
 fn help_never_shows_the_values_of_secret_variables() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_querygate"))
