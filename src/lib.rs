@@ -24,6 +24,7 @@ pub mod lifecycle;
 pub mod middleware;
 pub mod net_guard;
 pub mod random;
+pub mod resolve;
 pub mod results;
 pub mod routes;
 pub mod secret;

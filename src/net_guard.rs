@@ -25,6 +25,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use crate::db::error::DbError;
+use crate::resolve::Resolver;
 
 /// Networks no client may ever reach.
 const ALWAYS_DENIED: [&str; 10] = [
@@ -59,6 +60,7 @@ enum Allow {
 pub struct NetGuard {
     allowed: Vec<Allow>,
     denied: Vec<IpNet>,
+    resolver: Resolver,
 }
 
 impl NetGuard {
@@ -88,7 +90,18 @@ impl NetGuard {
             .filter_map(|network| network.parse().ok())
             .chain(extra_denied.iter().copied())
             .collect();
-        Self { allowed, denied }
+        Self {
+            allowed,
+            denied,
+            resolver: Resolver::system(),
+        }
+    }
+
+    /// The same policy, resolving names with `resolver`.
+    #[must_use]
+    pub fn with_resolver(mut self, resolver: Resolver) -> Self {
+        self.resolver = resolver;
+        self
     }
 
     /// The denied networks in force, for the start-up log.
@@ -108,12 +121,7 @@ impl NetGuard {
         let addresses: Vec<IpAddr> = match parse_numeric_host(host) {
             Some(address) => vec![address],
             None if looks_numeric(host) => return Err(DbError::HostNotFound),
-            None => tokio::time::timeout(timeout, tokio::net::lookup_host((host, port)))
-                .await
-                .map_err(|_| DbError::Timeout)?
-                .map_err(|_| DbError::HostNotFound)?
-                .map(|socket| socket.ip())
-                .collect(),
+            None => self.resolver.lookup(host, port, timeout).await?,
         };
         if addresses.is_empty() {
             return Err(DbError::HostNotFound);

@@ -123,11 +123,16 @@ impl AppState {
                     .fingerprint(&[b"querygate statement fingerprints"]),
             ),
         };
+        let resolver = crate::resolve::Resolver::new(
+            &config.db_dns_servers,
+            Duration::from_millis(config.db_connect_timeout_ms),
+        );
         let guard = NetGuard::new(
             &config.db_allowed_hosts,
             &config.db_denied_networks,
             config.environment == Environment::Production,
-        );
+        )
+        .with_resolver(resolver);
         let ai = config.ai_settings().and_then(|settings| match AiClient::new(settings) {
             Ok(client) => Some(Arc::new(client)),
             Err(error) => {

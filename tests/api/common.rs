@@ -3,6 +3,7 @@
 //!
 //! Logs appear only when `TEST_LOG` is set.
 
+pub mod dns;
 pub mod fake_model;
 pub mod process;
 

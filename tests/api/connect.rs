@@ -292,3 +292,112 @@ async fn every_form_of_a_forbidden_address_is_refused_before_any_packet_in_every
         "a forbidden address was dialled"
     );
 }
+
+#[tokio::test]
+async fn names_that_resolve_to_forbidden_addresses_are_refused_in_every_mode() {
+    let (port, hits) = tripwire("127.0.0.2").await;
+    let dns = crate::common::dns::DnsServer::start(
+        [
+            (
+                "metadata.test".to_owned(),
+                vec!["169.254.169.254".parse().expect("ip")],
+            ),
+            (
+                "loop.test".to_owned(),
+                vec!["127.0.0.2".parse().expect("ip")],
+            ),
+        ]
+        .into(),
+    )
+    .await;
+    for production in [false, true] {
+        let app = TestApp::spawn_with(|config| {
+            config.db_dns_servers = vec![dns.address];
+            if production {
+                config.environment = querygate::config::Environment::Production;
+            }
+        })
+        .await;
+        let hosts: &[&str] = if production {
+            &["metadata.test", "loop.test"]
+        } else {
+            &["metadata.test"]
+        };
+        for host in hosts {
+            let mut body = pg_body("test");
+            body["host"] = json!(host);
+            body["port"] = json!(port);
+            let (status, answer) = read(app.connect(&body).await).await;
+            assert_error(status, &answer, 403, "db_host_forbidden");
+        }
+    }
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_name_whose_next_answer_is_denied_never_reaches_the_denied_address_in_any_tls_mode() {
+    // Listeners on a denied address, on the databases' ports.
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    for port in [5432, 3306] {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.3", port))
+            .await
+            .expect("bind 127.0.0.3");
+        let counter = std::sync::Arc::clone(&hits);
+        tokio::spawn(async move {
+            while listener.accept().await.is_ok() {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+    }
+    let cases = [
+        (pg_body("test"), "disable", "SELECT pg_sleep(0.1), 1 AS one"),
+        (pg_body("test"), "prefer", "SELECT pg_sleep(0.1), 1 AS one"),
+        (pg_body("test"), "require", "SELECT pg_sleep(0.1), 1 AS one"),
+        (mysql_body("test"), "disable", "SELECT SLEEP(0.1), 1 AS one"),
+        (mysql_body("test"), "prefer", "SELECT SLEEP(0.1), 1 AS one"),
+    ];
+    for (mut body, ssl, sql) in cases {
+        // The first answer is the database's address; every later one the denied one.
+        let name = format!(
+            "rebind-{}-{ssl}.test",
+            body["dbType"].as_str().expect("type")
+        );
+        let dns = crate::common::dns::DnsServer::start(
+            [(
+                name.clone(),
+                vec![
+                    "127.0.0.1".parse().expect("ip"),
+                    "127.0.0.3".parse().expect("ip"),
+                ],
+            )]
+            .into(),
+        )
+        .await;
+        let app = TestApp::spawn_with(|config| {
+            config.db_dns_servers = vec![dns.address];
+            config.db_denied_networks = vec!["127.0.0.3/32".parse().expect("net")];
+            config.pool_max_connections = 4;
+        })
+        .await;
+        body["host"] = json!(name);
+        body["ssl"] = json!(ssl);
+        let token = app.token_for(&body).await;
+        // Enough statements at once that the pool opens more connections.
+        let requests = (0..8).map(|_| app.sql(&token, sql));
+        for (status, answer) in futures_util::future::join_all(requests).await {
+            assert_eq!(status, 200, "{ssl}: {answer}");
+        }
+        let (status, answer) = read(app.status(Some(&token), true).await).await;
+        assert_eq!(status, 200, "{ssl}: {answer}");
+        assert_eq!(
+            dns.a_queries(&name),
+            1,
+            "{ssl}: the name was resolved again"
+        );
+        assert_eq!(
+            hits.load(std::sync::atomic::Ordering::SeqCst),
+            0,
+            "{ssl}: the denied address was reached"
+        );
+    }
+}
