@@ -5,7 +5,12 @@
 #   - creates the role qg_secret, which must authenticate with a password even though
 #     the cluster otherwise trusts loopback (a pg_hba.conf line, then a reload), so
 #     that wrong-password tests fail for real;
-#   - creates the same user in MariaDB.
+#   - creates the same user in MariaDB;
+#   - raises MariaDB's global max_allowed_packet to 1 GiB (until the server restarts)
+#     and keeps one 300 MB LONGBLOB row in qg_big_fx.big, for the test that a value
+#     larger than the server's row limit cannot take querygate's memory (written
+#     once, about 3 s);
+#   - creates the database `test` on either server when it is missing.
 set -euo pipefail
 
 PASSWORD='qg-right-password'
@@ -31,6 +36,9 @@ if ! my_up; then
 fi
 wait_for MariaDB my_up
 
+psql -q -h 127.0.0.1 -U postgres -d postgres -Atc "SELECT 1 FROM pg_database WHERE datname = 'test'" | grep -q 1 ||
+  psql -q -h 127.0.0.1 -U postgres -d postgres -c 'CREATE DATABASE test'
+
 hba=$(psql -h 127.0.0.1 -U postgres -d postgres -Atc 'SHOW hba_file')
 changed=0
 for net in 127.0.0.1/32 ::1/128; do
@@ -55,12 +63,22 @@ if [ "$changed" = 1 ]; then
 fi
 
 mariadb --protocol=tcp -h 127.0.0.1 -P 3306 -uroot <<SQL
+CREATE DATABASE IF NOT EXISTS test;
+SET GLOBAL max_allowed_packet = 1073741824;
 CREATE USER IF NOT EXISTS 'qg_secret'@'127.0.0.1' IDENTIFIED BY '$PASSWORD';
 CREATE USER IF NOT EXISTS 'qg_secret'@'localhost' IDENTIFIED BY '$PASSWORD';
 ALTER USER 'qg_secret'@'127.0.0.1' IDENTIFIED BY '$PASSWORD';
 ALTER USER 'qg_secret'@'localhost' IDENTIFIED BY '$PASSWORD';
 GRANT SELECT, SHOW VIEW ON test.* TO 'qg_secret'@'127.0.0.1';
 GRANT SELECT, SHOW VIEW ON test.* TO 'qg_secret'@'localhost';
+SQL
+
+# A new session sees the raised max_allowed_packet; the row is written once.
+mariadb --protocol=tcp -h 127.0.0.1 -P 3306 -uroot <<SQL
+CREATE DATABASE IF NOT EXISTS qg_big_fx;
+CREATE TABLE IF NOT EXISTS qg_big_fx.big (id INT PRIMARY KEY, b LONGBLOB) ENGINE=InnoDB;
+INSERT IGNORE INTO qg_big_fx.big SELECT 1, REPEAT('x', 300000000) FROM DUAL
+  WHERE NOT EXISTS (SELECT 1 FROM qg_big_fx.big WHERE id = 1);
 SQL
 
 # Prove the password is really required now.

@@ -158,3 +158,104 @@ async fn slow_header_clients_are_cut_off_and_cannot_starve_anyone_else() {
         "the accept loop failed: {logs}"
     );
 }
+
+#[tokio::test]
+async fn giant_values_are_refused_before_they_are_read_and_the_server_stays_responsive() {
+    ensure_databases();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = ServerProcess::start(
+        &dir.path().join("sqlite"),
+        &dir.path().join("keys"),
+        &[
+            ("QUERYGATE_KEYS", KEY_A),
+            ("POOL_MAX_CONNECTIONS", "8"),
+            ("RUST_LOG", "info"),
+        ],
+    );
+    let client = reqwest::Client::new();
+    let cases = [
+        (pg_body("test"), "SELECT repeat('x', 300000000) AS big"),
+        (sqlite_body("demo"), "SELECT zeroblob(300000000) AS big"),
+        (
+            mysql_body("qg_big_fx"),
+            "SELECT b AS big FROM big WHERE id = 1",
+        ),
+    ];
+    let mut tokens = Vec::new();
+    for (connect, _) in &cases {
+        let answer: serde_json::Value = client
+            .post(server.url("/api/database/connect"))
+            .json(connect)
+            .send()
+            .await
+            .expect("connect")
+            .json()
+            .await
+            .expect("json");
+        let token = answer["token"].as_str().expect("token").to_owned();
+        // Warm the pool and the allocator with an ordinary statement.
+        let warm = client
+            .post(server.url("/api/database/execute"))
+            .bearer_auth(&token)
+            .json(&json!({"sql": "SELECT 1 AS one"}))
+            .send()
+            .await
+            .expect("warm");
+        assert_eq!(warm.status(), 200);
+        tokens.push(token);
+    }
+    let before = server.peak_memory();
+    for ((_, sql), token) in cases.iter().zip(&tokens) {
+        // Four at once, while another client checks that the server answers.
+        let giants = (0..4).map(|_| {
+            client
+                .post(server.url("/api/database/execute"))
+                .bearer_auth(token)
+                .json(&json!({"sql": sql}))
+                .send()
+        });
+        let health = async {
+            let quick = reqwest::Client::builder()
+                .timeout(Duration::from_secs(1))
+                .build()
+                .expect("client");
+            for _ in 0..10 {
+                let answer = quick.get(server.url("/api/health")).send().await;
+                assert!(
+                    answer.is_ok_and(|a| a.status() == 200),
+                    "health did not answer within 1 s"
+                );
+                tokio::task::yield_now().await;
+            }
+        };
+        let (answers, ()) = tokio::join!(futures_util::future::join_all(giants), health);
+        for answer in answers {
+            let (status, body) = read(answer.expect("answer")).await;
+            assert_error(status, &body, 400, "sql_error");
+            assert!(
+                body["error"]
+                    .as_str()
+                    .expect("message")
+                    .contains("MAX_ROW_BYTES"),
+                "{sql}: {body}"
+            );
+        }
+    }
+    let growth = server.peak_memory().saturating_sub(before);
+    assert!(
+        growth < 100 * 1024 * 1024,
+        "peak memory grew by {} MB",
+        growth / 1024 / 1024
+    );
+    // Every pool still serves.
+    for token in &tokens {
+        let answer = client
+            .post(server.url("/api/database/execute"))
+            .bearer_auth(token)
+            .json(&json!({"sql": "SELECT 2 AS two"}))
+            .send()
+            .await
+            .expect("after");
+        assert_eq!(answer.status(), 200);
+    }
+}

@@ -6,6 +6,7 @@
 mod common;
 
 mod ai;
+mod attacks;
 mod cli;
 mod connect;
 mod execute;

@@ -4,7 +4,7 @@
 use crate::common::*;
 use serde_json::json;
 
-async fn assert_refused(app: &TestApp, token: &str, sql: &str, codes: &[&str]) {
+pub(crate) async fn assert_refused(app: &TestApp, token: &str, sql: &str, codes: &[&str]) {
     let (status, body) = app.sql(token, sql).await;
     let code = body["code"].as_str().unwrap_or_default();
     assert!(
@@ -14,7 +14,7 @@ async fn assert_refused(app: &TestApp, token: &str, sql: &str, codes: &[&str]) {
     assert!(status == 403 || status == 400, "{sql}: {status}");
 }
 
-async fn assert_events_unchanged(app: &TestApp, token: &str, table: &str) {
+pub(crate) async fn assert_events_unchanged(app: &TestApp, token: &str, table: &str) {
     let (status, body) = app
         .sql(token, &format!("SELECT id, note FROM {table} ORDER BY id"))
         .await;

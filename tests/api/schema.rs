@@ -394,3 +394,33 @@ async fn schema_cache_is_short_lived_and_no_cache_reads_the_catalog_now() {
         ["first", "second"]
     );
 }
+
+#[tokio::test]
+async fn sqlite_rowid_aliases_and_without_rowid_keys_are_not_nullable_and_computed_view_columns_have_no_type()
+ {
+    let app = TestApp::spawn().await;
+    app.sqlite_fixture("rowid_fx", "sqlite_rowid.sql").await;
+    let token = app.token_for(&sqlite_body("rowid_fx")).await;
+    let tables = fetch(&app, &token, "").await;
+    let column = |table: &str, name: &str| {
+        by_name(&tables, table)["columns"]
+            .as_array()
+            .expect("columns")
+            .iter()
+            .find(|c| c["name"] == name)
+            .cloned()
+            .expect("column")
+    };
+    // INTEGER PRIMARY KEY is the rowid: never NULL.
+    assert_eq!(column("alias", "id")["nullable"], false);
+    // INT PRIMARY KEY is not an alias, and SQLite lets it hold NULL.
+    assert_eq!(column("not_alias", "id")["nullable"], true);
+    // A WITHOUT ROWID table's key is NOT NULL by rule.
+    assert_eq!(column("without_rowid", "code")["nullable"], false);
+    assert_eq!(column("without_rowid", "name")["nullable"], true);
+    // A view column keeps its table column's declared type; an expression has none.
+    assert_eq!(column("computed", "id")["dataType"], "INTEGER");
+    assert_eq!(column("computed", "name")["dataType"], "TEXT");
+    assert_eq!(column("computed", "doubled")["dataType"], "");
+    assert_eq!(column("computed", "shout")["dataType"], "");
+}

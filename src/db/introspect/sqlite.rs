@@ -1,9 +1,10 @@
 //! SQLite: `sqlite_schema` and the table-valued pragmas, schema `main`.
 //!
-//! Two SQLite rules shape the answer: an `INTEGER PRIMARY KEY` column of a rowid
+//! Three SQLite rules shape the answer: an `INTEGER PRIMARY KEY` column of a rowid
 //! table is an alias of the rowid and can never be NULL (whatever its declaration
-//! says), and a view column computed by an expression has no declared type, so
-//! its `dataType` is the empty string.
+//! says); the key columns of a `WITHOUT ROWID` table are NOT NULL by rule; and a
+//! view column computed by an expression has no declared type, so its `dataType`
+//! is the empty string.
 
 use rusqlite::Connection;
 
@@ -23,6 +24,7 @@ const FOREIGN_KEYS: &str =
     "SELECT id, \"table\", \"from\", \"to\" FROM pragma_foreign_key_list(?1) ORDER BY id, seq";
 const INDEXES: &str = "SELECT name, \"unique\", origin FROM pragma_index_list(?1) ORDER BY name";
 const INDEX_COLUMNS: &str = "SELECT name FROM pragma_index_info(?1) ORDER BY seqno";
+const WITHOUT_ROWID: &str = "SELECT wr FROM pragma_table_list WHERE schema = 'main' AND name = ?1";
 
 pub(super) async fn read(pool: &LitePool, schema: Option<&str>) -> Result<Vec<Table>, SqlError> {
     if schema.is_some_and(|s| s != SCHEMA) {
@@ -68,14 +70,23 @@ fn table(conn: &Connection, name: String, kind: String) -> Result<Table, rusqlit
         .map(|(c, pk)| (*pk, c.name.clone()))
         .collect();
     keyed.sort();
-    // The rowid alias: the only key column, declared exactly INTEGER, of a table
-    // whose key needs no index of its own (a WITHOUT ROWID table's does).
-    let rowid_table = kind == "table" && !indexes.iter().any(|index| index.primary);
-    if let ([(_, key)], true) = (keyed.as_slice(), rowid_table) {
-        for (column, _) in &mut columns {
-            if column.name == *key && column.data_type.eq_ignore_ascii_case("INTEGER") {
-                column.nullable = false;
-            }
+    let without_rowid = kind == "table"
+        && conn
+            .query_row(WITHOUT_ROWID, [&name], |row| row.get::<_, bool>(0))
+            .unwrap_or(false);
+    // The rowid alias: the only key column, declared exactly INTEGER, of a rowid
+    // table whose key needs no index of its own.
+    let alias = match keyed.as_slice() {
+        [(_, key)] if kind == "table" && !without_rowid && !indexes.iter().any(|i| i.primary) => {
+            Some(key.clone())
+        }
+        _ => None,
+    };
+    for (column, pk) in &mut columns {
+        let is_alias = alias.as_deref() == Some(column.name.as_str())
+            && column.data_type.eq_ignore_ascii_case("INTEGER");
+        if is_alias || (without_rowid && *pk > 0) {
+            column.nullable = false;
         }
     }
     Ok(Table {

@@ -5,7 +5,8 @@
 //! A pooled session is made read-only before any client statement reaches it:
 //! the *session* is read-only (DDL commits implicitly and would otherwise escape a
 //! read-only transaction), a `READ ONLY` transaction is open, the statement time
-//! limit is set, `TIMESTAMP`s are read in UTC and the database is the token's. The
+//! limit is set, the character set is `utf8mb4`, `TIMESTAMP`s are read in UTC and
+//! the database is the token's. The
 //! client's statement then costs two round trips: prepare (the binary protocol
 //! refuses a second statement) and execute. After use the reset drops what the
 //! statement may have left: user variables, temporary tables, prepared statements,
@@ -137,8 +138,8 @@ fn session_setup(mariadb: bool, timeout: Duration, database: &str) -> String {
     let limit = statement_limit(mariadb, ms);
     let database = database.replace('`', "``");
     format!(
-        "SET SESSION TRANSACTION READ ONLY; SET SESSION time_zone = '+00:00'; {limit}; \
-         USE `{database}`; START TRANSACTION READ ONLY"
+        "SET NAMES utf8mb4; SET SESSION TRANSACTION READ ONLY; SET SESSION time_zone = '+00:00'; \
+         {limit}; USE `{database}`; START TRANSACTION READ ONLY"
     )
 }
 
@@ -249,7 +250,7 @@ mod tests {
         let setup = session_setup(true, Duration::from_millis(1500), "a`b");
         assert!(setup.contains("USE `a``b`"), "{setup}");
         assert!(setup.contains("max_statement_time = 1.500"), "{setup}");
-        assert!(setup.starts_with("SET SESSION TRANSACTION READ ONLY"));
+        assert!(setup.contains("SET SESSION TRANSACTION READ ONLY"));
         assert!(setup.ends_with("START TRANSACTION READ ONLY"));
     }
 }

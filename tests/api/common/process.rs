@@ -91,6 +91,18 @@ impl ServerProcess {
         format!("{}{}", self.base_url, path)
     }
 
+    /// The process's peak resident memory so far (`VmHWM`), in bytes.
+    pub fn peak_memory(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("/proc status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kib| kib * 1024)
+            .expect("VmHWM")
+    }
+
     /// Sends SIGTERM, as an orchestrator does.
     pub fn terminate(&self) {
         let status = Command::new("kill")

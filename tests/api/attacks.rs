@@ -1,0 +1,454 @@
+//! Our own attack list: ways to change data or server state, or to exhaust the
+//! server, through `execute` and `generate-sql`, on every engine. Each is refused,
+//! or bounded and cleaned up; afterwards the data is unchanged and the next
+//! request on the same pooled connection sees nothing the attack left behind.
+
+use serde_json::{Value, json};
+
+use crate::common::fake_model::{FakeModel, reply};
+use crate::common::*;
+use crate::read_only::assert_events_unchanged;
+
+/// What an attack must come to.
+#[derive(Clone, Copy)]
+enum Then {
+    /// Refused with one of these codes.
+    Refused(&'static [&'static str]),
+    /// Stopped at its bound with one of these codes.
+    Bounded(&'static [&'static str]),
+    /// Runs (harmlessly), and must leave nothing behind.
+    Runs,
+}
+
+const READ_ONLY: Then = Then::Refused(&["sql_read_only_violation"]);
+const REFUSED: Then = Then::Refused(&["sql_read_only_violation", "sql_error"]);
+const SECOND: Then = Then::Refused(&["sql_multiple_statements"]);
+const TIMEOUT: Then = Then::Bounded(&["sql_timeout"]);
+/// A giant value is refused at the row limit, or its computation at the time limit.
+const TOO_LARGE: Then = Then::Bounded(&["sql_error", "sql_timeout"]);
+
+/// An attack, and a statement that must then answer `expected` (first row's
+/// first column, or `{"error": code}` for a refusal) on the same connection.
+struct Attack {
+    sql: &'static str,
+    then: Then,
+    after: Option<(&'static str, Value)>,
+}
+
+const fn attack(sql: &'static str, then: Then) -> Attack {
+    Attack {
+        sql,
+        then,
+        after: None,
+    }
+}
+
+fn leaves(sql: &'static str, then: Then, check: &'static str, expected: Value) -> Attack {
+    Attack {
+        sql,
+        then,
+        after: Some((check, expected)),
+    }
+}
+
+async fn run_attacks(app: &TestApp, token: &str, table: &str, attacks: &[Attack]) {
+    assert!(attacks.len() >= 30, "at least 30 attacks per engine");
+    for attack in attacks {
+        let body = json!({"sql": attack.sql, "timeoutMs": 500});
+        let (status, answer) = read(app.execute(token, &body).await).await;
+        let code = answer["code"].as_str().unwrap_or_default();
+        match attack.then {
+            Then::Refused(codes) => assert!(
+                codes.contains(&code) && status.is_client_error(),
+                "{}: expected {codes:?}, got {status} {answer}",
+                attack.sql
+            ),
+            Then::Bounded(codes) => {
+                assert!(
+                    codes.contains(&code),
+                    "{}: expected {codes:?}, got {status} {answer}",
+                    attack.sql
+                );
+            }
+            Then::Runs => assert!(
+                status == 200 || status.is_client_error(),
+                "{}: {status} {answer}",
+                attack.sql
+            ),
+        }
+        if let Some((check, expected)) = &attack.after {
+            let (status, answer) = app.sql(token, check).await;
+            if let Some(code) = expected.get("error") {
+                assert_eq!(
+                    &answer["code"], code,
+                    "after {}: {check}: {answer}",
+                    attack.sql
+                );
+                assert_events_unchanged(app, token, table).await;
+                continue;
+            }
+            assert_eq!(status, 200, "after {}: {check}: {answer}", attack.sql);
+            let first = answer["rows"][0][0].clone();
+            let value = answer["data"][0]
+                .as_object()
+                .and_then(|row| row.values().next().cloned())
+                .unwrap_or(first);
+            assert_eq!(&value, expected, "after {}: {check}", attack.sql);
+        }
+        assert_events_unchanged(app, token, table).await;
+    }
+}
+
+#[tokio::test]
+async fn postgres_attacks_are_refused_or_bounded_and_leave_nothing_behind() {
+    pg_fixture("postgres_readonly.sql").await;
+    let app = TestApp::spawn_with(|config| config.pool_max_connections = 1).await;
+    let token = app.token_for(&pg_body("test")).await;
+    let attacks = [
+        attack("INSERT INTO qg_ro_fx.events (id) VALUES (9)", READ_ONLY),
+        attack("UPDATE qg_ro_fx.events SET note = 'x'", READ_ONLY),
+        attack("DELETE FROM qg_ro_fx.events", READ_ONLY),
+        attack("TRUNCATE qg_ro_fx.events", READ_ONLY),
+        attack("DROP TABLE qg_ro_fx.events", READ_ONLY),
+        attack("CREATE TABLE qg_ro_fx.created (a int)", READ_ONLY),
+        attack("CREATE TEMP TABLE scratch AS SELECT 1 AS a", READ_ONLY),
+        attack(
+            "ALTER TABLE qg_ro_fx.events ADD COLUMN extra int",
+            READ_ONLY,
+        ),
+        attack("CREATE EXTENSION IF NOT EXISTS dblink", READ_ONLY),
+        attack(
+            "WITH gone AS (DELETE FROM qg_ro_fx.events RETURNING *) SELECT * FROM gone",
+            READ_ONLY,
+        ),
+        attack("SELECT * FROM qg_ro_fx.events FOR UPDATE", READ_ONLY),
+        attack("SELECT nextval('qg_ro_fx.counter')", READ_ONLY),
+        attack("SELECT setval('qg_ro_fx.counter', 100)", READ_ONLY),
+        attack("COPY qg_ro_fx.events TO '/tmp/qg_copy_out'", READ_ONLY),
+        attack(
+            "COPY (SELECT 1) TO PROGRAM 'touch /tmp/qg_pwned'",
+            READ_ONLY,
+        ),
+        attack(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity",
+            READ_ONLY,
+        ),
+        attack("SELECT pg_cancel_backend(1)", READ_ONLY),
+        attack("SELECT pg_reload_conf()", READ_ONLY),
+        attack("SELECT lo_import('/etc/passwd')", READ_ONLY),
+        attack("SELECT lo_export(1, '/tmp/qg_lo_out')", READ_ONLY),
+        attack("SELECT pg_read_file('/etc/passwd')", READ_ONLY),
+        attack(
+            "SELECT * FROM dblink('dbname=test', 'DELETE FROM qg_ro_fx.events') AS t(x text)",
+            READ_ONLY,
+        ),
+        attack("DO $$ BEGIN DELETE FROM qg_ro_fx.events; END $$", READ_ONLY),
+        attack(
+            "SELECT query_to_xml('DELETE FROM qg_ro_fx.events', true, true, '')",
+            READ_ONLY,
+        ),
+        attack(r#"SELECT U&"pg_terminate_backend"(1)"#, READ_ONLY),
+        attack("PREPARE TRANSACTION 'qg'", READ_ONLY),
+        attack("LOAD 'plpgsql'", READ_ONLY),
+        attack("SELECT txid_current()", Then::Runs),
+        attack("VACUUM qg_ro_fx.events", REFUSED),
+        attack("SELECT 1; DELETE FROM qg_ro_fx.events", SECOND),
+        leaves(
+            "PREPARE qg_left AS SELECT 1",
+            Then::Runs,
+            "SELECT count(*) FROM pg_prepared_statements",
+            json!(0),
+        ),
+        leaves(
+            "SELECT pg_advisory_lock(7)",
+            Then::Runs,
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'",
+            json!(0),
+        ),
+        leaves(
+            "DECLARE qg_c CURSOR WITH HOLD FOR SELECT 1",
+            Then::Runs,
+            "SELECT count(*) FROM pg_cursors WHERE name = 'qg_c'",
+            json!(0),
+        ),
+        leaves(
+            "LISTEN qg_channel",
+            Then::Runs,
+            "SELECT count(*) FROM pg_listening_channels()",
+            json!(0),
+        ),
+        leaves(
+            "SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE",
+            Then::Runs,
+            "SELECT current_setting('default_transaction_read_only')",
+            json!("on"),
+        ),
+        leaves(
+            "SELECT set_config('default_transaction_read_only', 'off', false)",
+            Then::Runs,
+            "SELECT current_setting('default_transaction_read_only')",
+            json!("on"),
+        ),
+        leaves(
+            "SET statement_timeout = 0",
+            Then::Runs,
+            "SELECT current_setting('statement_timeout')",
+            json!("30s"),
+        ),
+        leaves(
+            "SET ROLE qg_secret",
+            Then::Runs,
+            "SELECT current_user::text",
+            json!("postgres"),
+        ),
+        attack(
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c",
+            TIMEOUT,
+        ),
+        attack(
+            "SELECT count(*) FROM generate_series(1, 100000) a, generate_series(1, 100000) b",
+            TIMEOUT,
+        ),
+        attack("SELECT pg_sleep(60)", TIMEOUT),
+        attack("SELECT repeat('x', 300000000)", TOO_LARGE),
+    ];
+    run_attacks(&app, &token, "qg_ro_fx.events", &attacks).await;
+    for file in ["/tmp/qg_pwned", "/tmp/qg_copy_out", "/tmp/qg_lo_out"] {
+        assert!(!std::path::Path::new(file).exists(), "{file} was written");
+    }
+    assert_eq!(
+        pg_admin_scalar("SELECT count(*) FROM pg_prepared_xacts").await,
+        0,
+        "no two-phase transaction outlives its session"
+    );
+}
+
+#[tokio::test]
+async fn mysql_attacks_are_refused_or_bounded_and_leave_nothing_behind() {
+    mysql_fixture("mysql_readonly.sql").await;
+    let app = TestApp::spawn_with(|config| config.pool_max_connections = 1).await;
+    let token = app.token_for(&mysql_body("qg_ro_fx")).await;
+    let attacks = [
+        attack("INSERT INTO events (id) VALUES (9)", READ_ONLY),
+        attack("UPDATE events SET note = 'x'", READ_ONLY),
+        attack("DELETE FROM events", READ_ONLY),
+        attack("REPLACE INTO events (id) VALUES (1)", READ_ONLY),
+        attack("DROP TABLE events", READ_ONLY),
+        attack("TRUNCATE TABLE events", READ_ONLY),
+        attack("CREATE TABLE created (a INT)", READ_ONLY),
+        attack("ALTER TABLE events ADD COLUMN extra INT", READ_ONLY),
+        attack("RENAME TABLE events TO renamed", READ_ONLY),
+        attack("CREATE TEMPORARY TABLE scratch (a INT)", READ_ONLY),
+        attack(
+            "SET STATEMENT tx_read_only = 0 FOR UPDATE events SET note = 'x'",
+            READ_ONLY,
+        ),
+        attack("SELECT LOAD_FILE('/etc/passwd')", READ_ONLY),
+        attack(
+            "SELECT * FROM events INTO OUTFILE '/tmp/qg_outfile'",
+            READ_ONLY,
+        ),
+        attack(
+            "LOAD DATA INFILE '/etc/passwd' INTO TABLE events",
+            READ_ONLY,
+        ),
+        attack("SET GLOBAL max_connections = 1", READ_ONLY),
+        attack("KILL CONNECTION_ID()", READ_ONLY),
+        attack("SHUTDOWN", READ_ONLY),
+        attack("FLUSH TABLES", READ_ONLY),
+        attack("SELECT 1 /*!, LOAD_FILE('/etc/passwd') */", READ_ONLY),
+        attack("INSTALL PLUGIN qg SONAME 'qg.so'", READ_ONLY),
+        attack("GRANT ALL ON *.* TO 'qg_secret'@'localhost'", READ_ONLY),
+        attack("CREATE USER 'qg_new'@'localhost'", REFUSED),
+        attack("XA START 'qg'", REFUSED),
+        attack("SELECT 1; DELETE FROM events", SECOND),
+        leaves(
+            "SET @qg_marker = 42",
+            Then::Runs,
+            "SELECT @qg_marker",
+            Value::Null,
+        ),
+        leaves(
+            "SET SESSION TRANSACTION READ WRITE",
+            Then::Runs,
+            "SELECT @@tx_read_only",
+            json!(1),
+        ),
+        leaves(
+            "SET SESSION max_statement_time = 0",
+            Then::Runs,
+            "SELECT @@max_statement_time",
+            json!(30.0),
+        ),
+        leaves(
+            "SET SESSION sql_mode = ''",
+            Then::Runs,
+            "SELECT @@sql_mode = @@global.sql_mode",
+            json!(1),
+        ),
+        leaves(
+            "SET NAMES latin1",
+            Then::Runs,
+            "SELECT @@character_set_client",
+            json!("utf8mb4"),
+        ),
+        leaves(
+            "SET time_zone = '+05:00'",
+            Then::Runs,
+            "SELECT @@time_zone",
+            json!("+00:00"),
+        ),
+        leaves(
+            "USE mysql",
+            Then::Runs,
+            "SELECT DATABASE()",
+            json!("qg_ro_fx"),
+        ),
+        leaves(
+            "SELECT GET_LOCK('qg_lock', 0)",
+            Then::Runs,
+            "SELECT IS_FREE_LOCK('qg_lock')",
+            json!(1),
+        ),
+        leaves(
+            "PREPARE qg_stmt FROM 'SELECT 1'",
+            Then::Runs,
+            "EXECUTE qg_stmt",
+            json!({"error": "sql_error"}),
+        ),
+        leaves(
+            "HANDLER events OPEN",
+            Then::Runs,
+            "HANDLER events READ FIRST",
+            json!({"error": "sql_error"}),
+        ),
+        leaves(
+            "LOCK TABLES events READ",
+            Then::Runs,
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE STATE LIKE '%lock%'",
+            json!(0),
+        ),
+        attack("SELECT SLEEP(60)", TIMEOUT),
+        // MariaDB stops recursion itself (max_recursive_iterations).
+        attack(
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT COUNT(*) FROM c",
+            Then::Runs,
+        ),
+        attack(
+            "SELECT COUNT(*) FROM seq_1_to_100000 a, seq_1_to_100000 b",
+            TIMEOUT,
+        ),
+        attack("SELECT b FROM qg_big_fx.big", TOO_LARGE),
+    ];
+    run_attacks(&app, &token, "events", &attacks).await;
+    assert!(!std::path::Path::new("/tmp/qg_outfile").exists());
+    assert_ne!(
+        mysql_admin_scalar("SELECT @@global.max_connections").await,
+        1
+    );
+    // The handler and the table lock are gone: another session may write.
+    mysql_admin_execute("UPDATE qg_ro_fx.events SET note = note WHERE id = 1").await;
+}
+
+#[tokio::test]
+async fn sqlite_attacks_are_refused_or_bounded_and_leave_nothing_behind() {
+    let app = TestApp::spawn_with(|config| config.pool_max_connections = 1).await;
+    app.sqlite_fixture("ro_fx", "sqlite_readonly.sql").await;
+    let token = app.token_for(&sqlite_body("ro_fx")).await;
+    let attacks = [
+        attack("INSERT INTO events (id) VALUES (9)", READ_ONLY),
+        attack("UPDATE events SET note = 'x'", READ_ONLY),
+        attack("DELETE FROM events", READ_ONLY),
+        attack("DROP TABLE events", READ_ONLY),
+        attack("CREATE TABLE created (a INT)", READ_ONLY),
+        attack("ALTER TABLE events ADD COLUMN extra INT", READ_ONLY),
+        attack("CREATE INDEX qg_idx ON events (note)", READ_ONLY),
+        attack("CREATE VIEW qg_view AS SELECT 1", READ_ONLY),
+        attack(
+            "CREATE TRIGGER qg_trg AFTER INSERT ON events BEGIN SELECT 1; END",
+            Then::Refused(&["sql_read_only_violation", "sql_multiple_statements"]),
+        ),
+        attack("REPLACE INTO events (id) VALUES (1)", READ_ONLY),
+        attack("ATTACH DATABASE '/tmp/qg_attached.db' AS other", READ_ONLY),
+        attack("DETACH DATABASE main", READ_ONLY),
+        attack("VACUUM", READ_ONLY),
+        attack("VACUUM INTO '/tmp/qg_vacuum.db'", READ_ONLY),
+        attack("PRAGMA user_version = 7", READ_ONLY),
+        attack("PRAGMA writable_schema = ON", READ_ONLY),
+        attack("PRAGMA journal_mode = DELETE", READ_ONLY),
+        attack("PRAGMA hard_heap_limit = 1", READ_ONLY),
+        attack("PRAGMA soft_heap_limit = 1", READ_ONLY),
+        attack("PRAGMA temp_store_directory = '/tmp'", READ_ONLY),
+        attack("EXPLAIN PRAGMA soft_heap_limit = 1", READ_ONLY),
+        attack("SELECT * FROM pragma_user_version(7)", REFUSED),
+        attack("SELECT load_extension('/tmp/qg_ext.so')", REFUSED),
+        attack("ANALYZE", READ_ONLY),
+        // With nothing to rebuild REINDEX writes nothing; with indexes it is refused.
+        attack("REINDEX", Then::Runs),
+        attack("BEGIN IMMEDIATE", REFUSED),
+        attack("SELECT 1; DELETE FROM events", SECOND),
+        attack(r"SELECT 'a\'; DELETE FROM events", SECOND),
+        attack("SELECT 1\u{0}", Then::Refused(&["sql_syntax_error"])),
+        leaves(
+            "CREATE TEMP TABLE scratch AS SELECT 1 AS a",
+            Then::Runs,
+            "SELECT count(*) FROM temp.sqlite_schema",
+            json!(0),
+        ),
+        attack(
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c",
+            TIMEOUT,
+        ),
+        attack(
+            "SELECT count(*) FROM events a, events b, events c, events d, events e, events f, events g, events h, events i, events j, events k, events l, events m, events n, events o, events p, events q, events r, events s, events t",
+            TIMEOUT,
+        ),
+        attack("SELECT zeroblob(300000000)", TOO_LARGE),
+        attack("SELECT randomblob(300000000)", TOO_LARGE),
+        // SQLite's printf gives NULL rather than a string over the length limit.
+        leaves(
+            "SELECT printf('%.*c', 300000000, 'x') AS p",
+            Then::Runs,
+            "SELECT 1",
+            json!(1),
+        ),
+    ];
+    run_attacks(&app, &token, "events", &attacks).await;
+    for file in ["/tmp/qg_attached.db", "/tmp/qg_vacuum.db"] {
+        assert!(!std::path::Path::new(file).exists(), "{file} was written");
+    }
+}
+
+#[tokio::test]
+async fn attacks_written_by_the_model_are_refused_as_unsafe() {
+    pg_fixture("postgres_readonly.sql").await;
+    let statements = [
+        "DELETE FROM qg_ro_fx.events",
+        "WITH gone AS (DELETE FROM qg_ro_fx.events RETURNING *) SELECT * FROM gone",
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity",
+        "SELECT query_to_xml('DELETE FROM qg_ro_fx.events', true, true, '')",
+        "SELECT 1; DROP TABLE qg_ro_fx.events",
+    ];
+    for execute in [false, true] {
+        let model = FakeModel::start(statements.iter().map(|s| reply(s)).collect()).await;
+        let base_url = model.base_url.clone();
+        let app = TestApp::spawn_with(move |config| {
+            config.openai_base_url = Some(base_url);
+        })
+        .await;
+        let token = app.token_for(&pg_body("test")).await;
+        for sql in statements {
+            let response = app
+                .post_json(
+                    "/api/generate-sql",
+                    &json!({"userQuery": "do something", "execute": execute}),
+                    Some(&token),
+                )
+                .await;
+            let (status, answer) = read(response).await;
+            assert_error(status, &answer, 422, "ai_unsafe_sql");
+            assert!(answer["details"]["sql"].is_string(), "{sql}: {answer}");
+        }
+        assert_events_unchanged(&app, &token, "qg_ro_fx.events").await;
+    }
+}
