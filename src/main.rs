@@ -7,6 +7,9 @@ use querygate::config::{Cli, Command, KeygenArgs};
 use querygate::token::keys;
 use querygate::{AppState, Config, telemetry};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

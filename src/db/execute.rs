@@ -61,10 +61,10 @@ pub struct ExecRequest {
     pub bigint_as_string: bool,
     /// The largest single row read from the database.
     pub max_row_bytes: usize,
-    /// A keyed hash of `sql`, the only trace of the statement in logs.
-    pub fingerprint: String,
     /// A statement that takes longer is logged as slow (by its fingerprint).
     pub slow: Duration,
+    /// The key of the statement's fingerprint, the only trace of it in logs.
+    pub fingerprint_key: FingerprintKey,
 }
 
 /// The server's limits on execution, built once at start from the configuration.
@@ -115,7 +115,7 @@ impl ExecLimits {
             .map(Duration::from_millis)
             .map_or(self.statement_timeout, |t| t.min(self.statement_timeout));
         ExecRequest {
-            fingerprint: self.fingerprint(&sql),
+            fingerprint_key: self.fingerprint_key,
             sql,
             params,
             max_rows: usize::try_from(rows).unwrap_or(usize::MAX),
@@ -125,19 +125,25 @@ impl ExecLimits {
             slow: self.slow_statement,
         }
     }
+}
 
+impl ExecRequest {
     /// The statement's fingerprint: 16 hex digits of an HMAC-SHA256 of its text.
-    pub fn fingerprint(&self, sql: &str) -> String {
+    pub fn fingerprint(&self) -> String {
         use hmac::Mac;
+        use std::fmt::Write as _;
         let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.fingerprint_key.0)
         else {
             return String::new();
         };
-        mac.update(sql.as_bytes());
-        mac.finalize().into_bytes()[..8]
+        mac.update(self.sql.as_bytes());
+        let digest = mac.finalize().into_bytes();
+        digest[..8]
             .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+            .fold(String::with_capacity(16), |mut out, b| {
+                let _ = write!(out, "{b:02x}");
+                out
+            })
     }
 }
 
@@ -154,10 +160,19 @@ fn log_statement(
         Ok(_) => "ok",
         Err(error) => error.code().as_str(),
     };
+    // The fingerprint costs an HMAC: computed only for a line that is written.
     if elapsed >= request.slow {
-        tracing::warn!(engine, fingerprint = %request.fingerprint, elapsed_ms, outcome, "slow statement");
-    } else {
-        tracing::debug!(engine, fingerprint = %request.fingerprint, elapsed_ms, outcome, "statement finished");
+        let fingerprint = request.fingerprint();
+        tracing::warn!(engine, fingerprint, elapsed_ms, outcome, "slow statement");
+    } else if tracing::enabled!(tracing::Level::DEBUG) {
+        let fingerprint = request.fingerprint();
+        tracing::debug!(
+            engine,
+            fingerprint,
+            elapsed_ms,
+            outcome,
+            "statement finished"
+        );
     }
 }
 

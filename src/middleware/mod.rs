@@ -21,7 +21,6 @@ use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::request_id::{
     MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
-use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
@@ -46,14 +45,11 @@ pub fn wrap(routes: Router<AppState>, state: &AppState) -> Router<AppState> {
         usize::try_from(config.max_concurrent_requests).unwrap_or(usize::MAX),
     ));
     let routes = routes.layer(axum::middleware::from_fn_with_state(places, overload::cap));
-    let served_by = HeaderValue::from_str(state.lifecycle.instance())
-        .unwrap_or_else(|_| HeaderValue::from_static("querygate"));
-    let lifecycle = Arc::clone(&state.lifecycle);
+    let headers = Arc::new(ResponseHeaders::new(state));
     routes.layer(
         ServiceBuilder::new()
-            .layer(SetResponseHeaderLayer::overriding(SERVED_BY, served_by))
             .layer(tower::util::MapResponseLayer::new(move |response| {
-                close_while_draining(&lifecycle, response)
+                headers.apply(response)
             }))
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
@@ -66,11 +62,6 @@ pub fn wrap(routes: Router<AppState>, state: &AppState) -> Router<AppState> {
             )
             .layer(CatchPanicLayer::custom(panic_response))
             .layer(cors(config))
-            .layer(SetResponseHeaderLayer::if_not_present(
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("no-store"),
-            ))
-            .layer(security_headers(config))
             .layer(DefaultBodyLimit::max(config.max_body_bytes))
             .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
                 Duration::from_millis(config.http_body_timeout_ms),
@@ -78,16 +69,35 @@ pub fn wrap(routes: Router<AppState>, state: &AppState) -> Router<AppState> {
     )
 }
 
-/// Headers every answer carries: no MIME sniffing, no referrer, a policy that lets
-/// a JSON answer load nothing and be framed nowhere (a page sets its own), and in
-/// production HSTS, since production is served over HTTPS by its load balancer.
-fn security_headers(
-    config: &Config,
-) -> tower::util::MapResponseLayer<impl Fn(Response) -> Response + Clone + use<>> {
-    let hsts = (config.environment == crate::config::Environment::Production)
-        .then(|| HeaderValue::from_static("max-age=63072000; includeSubDomains"));
-    tower::util::MapResponseLayer::new(move |mut response: Response| {
+/// Headers every answer carries, set in one place: the instance that answered;
+/// `Cache-Control: no-store` unless a route said otherwise; no MIME sniffing, no
+/// referrer, a policy that lets a JSON answer load nothing and be framed nowhere
+/// (a page sets its own); HSTS in production, which is served over HTTPS by its
+/// load balancer; and `Connection: close` while draining, so that kept-alive
+/// connections move to other instances after their next request.
+struct ResponseHeaders {
+    served_by: HeaderValue,
+    hsts: Option<HeaderValue>,
+    lifecycle: Arc<crate::lifecycle::Lifecycle>,
+}
+
+impl ResponseHeaders {
+    fn new(state: &AppState) -> Self {
+        Self {
+            served_by: HeaderValue::from_str(state.lifecycle.instance())
+                .unwrap_or_else(|_| HeaderValue::from_static("querygate")),
+            hsts: (state.config.environment == crate::config::Environment::Production)
+                .then(|| HeaderValue::from_static("max-age=63072000; includeSubDomains")),
+            lifecycle: Arc::clone(&state.lifecycle),
+        }
+    }
+
+    fn apply<B>(&self, mut response: axum::http::Response<B>) -> axum::http::Response<B> {
         let headers = response.headers_mut();
+        headers.insert(SERVED_BY, self.served_by.clone());
+        headers
+            .entry(header::CACHE_CONTROL)
+            .or_insert(HeaderValue::from_static("no-store"));
         headers.insert(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
@@ -99,30 +109,19 @@ fn security_headers(
         headers
             .entry(header::CONTENT_SECURITY_POLICY)
             .or_insert(HeaderValue::from_static(JSON_CSP));
-        if let Some(hsts) = &hsts {
+        if let Some(hsts) = &self.hsts {
             headers.insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
         }
+        if !self.lifecycle.is_ready() {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         response
-    })
+    }
 }
 
 /// The Content-Security-Policy of every answer that is not a page.
 pub const JSON_CSP: &str =
     "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
-
-/// While draining, every answer asks the client to close its connection, so
-/// that kept-alive connections move to other instances after their next request.
-fn close_while_draining<B>(
-    lifecycle: &crate::lifecycle::Lifecycle,
-    mut response: axum::http::Response<B>,
-) -> axum::http::Response<B> {
-    if !lifecycle.is_ready() {
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    response
-}
 
 /// One span per request: method, matched route (never the query) and request id.
 fn make_span(request: &Request) -> tracing::Span {

@@ -1,16 +1,17 @@
 //! `/api/database/*`: connect, status, refresh, disconnect.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::db::params::{ConnParams, Engine, SslMode};
 use crate::db::sqlite_dir::SqliteDir;
 use crate::error::{AppError, AppResult};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiQuery};
 use crate::secret::Secret;
 use crate::state::AppState;
 use crate::token::Issued;
@@ -210,41 +211,86 @@ pub struct StatusQuery {
     check: bool,
 }
 
+/// The answer of `GET /api/database/status`: `{"connected":false}` without a
+/// token, else what the token holds (never the password).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusAnswer<'a> {
+    connected: bool,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    connection: Option<ConnectionStatus<'a>>,
+}
+
+/// The connection a token holds, and its lifetime.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionStatus<'a> {
+    db_type: &'static str,
+    host: Option<&'a str>,
+    port: Option<u16>,
+    database: &'a str,
+    username: Option<&'a str>,
+    ssl: Option<&'static str>,
+    issued_at: String,
+    expires_at: String,
+    expires_in: i64,
+    refreshable_until: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    check: Option<CheckAnswer>,
+}
+
+/// The result of `?check=true`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckAnswer {
+    ok: bool,
+    server_version: String,
+    elapsed_ms: f64,
+}
+
 #[tracing::instrument(skip_all)]
 async fn status(
     State(state): State<AppState>,
-    query: Result<Query<StatusQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(query): ApiQuery<StatusQuery>,
     MaybeBearer(verified): MaybeBearer,
-) -> AppResult<Json<Value>> {
-    let Query(query) =
-        query.map_err(|_| AppError::validation("check", "`check` must be true or false."))?;
+) -> AppResult<Response> {
     let Some(verified) = verified else {
-        return Ok(Json(json!({ "connected": false })));
+        return Ok(Json(StatusAnswer {
+            connected: false,
+            connection: None,
+        })
+        .into_response());
     };
     let (params, claims) = (&verified.params, &verified.claims);
-    let mut body = json!({
-        "connected": true,
-        "dbType": params.engine.as_str(),
-        "host": params.public_host(),
-        "port": (params.engine != Engine::Sqlite).then_some(params.port),
-        "database": params.database,
-        "username": (params.engine != Engine::Sqlite).then_some(&params.username),
-        "ssl": (params.engine != Engine::Sqlite).then_some(params.ssl.as_str()),
-        "issuedAt": rfc3339(claims.iat),
-        "expiresAt": rfc3339(claims.exp),
-        "expiresIn": (claims.exp - Utc::now().timestamp()).max(0),
-        "refreshableUntil": rfc3339(claims.orig + state.tokens.policy().max_lifetime),
-    });
-    if query.check {
+    let network = params.engine != Engine::Sqlite;
+    let check = if query.check {
         let started = std::time::Instant::now();
         let info = state.db.connect(params).await?;
-        body["check"] = json!({
-            "ok": true,
-            "serverVersion": info.version,
-            "elapsedMs": crate::results::elapsed_ms(started.elapsed()),
-        });
-    }
-    Ok(Json(body))
+        Some(CheckAnswer {
+            ok: true,
+            server_version: info.version,
+            elapsed_ms: crate::results::elapsed_ms(started.elapsed()),
+        })
+    } else {
+        None
+    };
+    let answer = StatusAnswer {
+        connected: true,
+        connection: Some(ConnectionStatus {
+            db_type: params.engine.as_str(),
+            host: params.public_host(),
+            port: network.then_some(params.port),
+            database: &params.database,
+            username: network.then_some(params.username.as_str()),
+            ssl: network.then_some(params.ssl.as_str()),
+            issued_at: rfc3339(claims.iat),
+            expires_at: rfc3339(claims.exp),
+            expires_in: (claims.exp - Utc::now().timestamp()).max(0),
+            refreshable_until: rfc3339(claims.orig + state.tokens.policy().max_lifetime),
+            check,
+        }),
+    };
+    Ok(Json(answer).into_response())
 }
 
 #[tracing::instrument(skip_all)]
@@ -264,12 +310,24 @@ async fn refresh(
     )))
 }
 
+/// The answer of `POST /api/database/disconnect`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DisconnectAnswer {
+    success: bool,
+    message: &'static str,
+    pool_closed: bool,
+}
+
 #[tracing::instrument(skip_all)]
-async fn disconnect(State(state): State<AppState>, Bearer(verified): Bearer) -> Json<Value> {
+async fn disconnect(
+    State(state): State<AppState>,
+    Bearer(verified): Bearer,
+) -> Json<DisconnectAnswer> {
     let pool_closed = state.db.disconnect(&verified.params).await;
-    Json(json!({
-        "success": true,
-        "message": "Disconnected. Forget the token: it stays valid until it expires, but this instance holds no connection for it.",
-        "poolClosed": pool_closed,
-    }))
+    Json(DisconnectAnswer {
+        success: true,
+        message: "Disconnected. Forget the token: it stays valid until it expires, but this instance holds no connection for it.",
+        pool_closed,
+    })
 }

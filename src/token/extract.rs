@@ -5,6 +5,8 @@
 //! the precise reason at debug level and answer only `token_missing`,
 //! `token_invalid` or `token_expired`.
 
+use std::sync::Arc;
+
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
@@ -15,11 +17,11 @@ use crate::token::{TokenError, Verified};
 
 /// A request's verified token.
 #[derive(Debug)]
-pub struct Bearer(pub Verified);
+pub struct Bearer(pub Arc<Verified>);
 
 /// A request's verified token, if it sent one.
 #[derive(Debug)]
-pub struct MaybeBearer(pub Option<Verified>);
+pub struct MaybeBearer(pub Option<Arc<Verified>>);
 
 /// The raw token of the `Authorization: Bearer …` header, if there is one.
 ///

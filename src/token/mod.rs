@@ -9,9 +9,12 @@
 //! of a rejection is kept in [`TokenError`] for debug logs; clients only ever learn
 //! `token_invalid` or `token_expired`.
 
+pub mod cache;
 pub mod extract;
 pub mod keys;
 pub mod seal;
+
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -183,6 +186,7 @@ pub struct TokenService {
     ring: KeyRing,
     policy: TokenPolicy,
     validation: Validation,
+    verified: cache::VerifiedTokens,
 }
 
 impl TokenService {
@@ -199,6 +203,7 @@ impl TokenService {
             ring,
             policy,
             validation,
+            verified: cache::VerifiedTokens::default(),
         }
     }
 
@@ -265,8 +270,39 @@ impl TokenService {
             .map_err(|_| TokenError::Issue)
     }
 
-    /// Verifies `token` and opens its `cx`.
-    pub fn verify(&self, token: &str) -> Result<Verified, TokenError> {
+    /// Verifies `token` and opens its `cx`, or recognises a token that was
+    /// verified before (see [`cache`]); expiry is checked either way.
+    pub fn verify(&self, token: &str) -> Result<Arc<Verified>, TokenError> {
+        self.verify_at(token, chrono::Utc::now().timestamp())
+    }
+
+    /// As [`TokenService::verify`], a remembered token checked as if the clock
+    /// read `now` (for tests of expiry on the remembered path).
+    pub fn verify_at(&self, token: &str, now: i64) -> Result<Arc<Verified>, TokenError> {
+        if let Some(verified) = self.verified.get(token) {
+            self.check_lifetime(&verified.claims, now)?;
+            return Ok(verified);
+        }
+        let verified = Arc::new(self.verify_fully(token)?);
+        self.verified.insert(token, Arc::clone(&verified));
+        Ok(verified)
+    }
+
+    /// `exp` (with the leeway) and the chain's maximum lifetime at `now`.
+    fn check_lifetime(&self, claims: &Claims, now: i64) -> Result<(), TokenError> {
+        let leeway = i64::try_from(self.policy.leeway).unwrap_or(i64::MAX);
+        let chain_end = claims
+            .orig
+            .saturating_add(self.policy.max_lifetime)
+            .saturating_add(leeway);
+        if now > claims.exp.saturating_add(leeway) || now > chain_end {
+            return Err(TokenError::Expired);
+        }
+        Ok(())
+    }
+
+    /// Every check of `DESIGN.md`'s order.
+    fn verify_fully(&self, token: &str) -> Result<Verified, TokenError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::TooLarge);
         }
@@ -283,16 +319,7 @@ impl TokenService {
                 other => TokenError::Rejected(format!("{other:?}")),
             })?
             .claims;
-        let now = chrono::Utc::now().timestamp();
-        let leeway = i64::try_from(self.policy.leeway).unwrap_or(i64::MAX);
-        if now
-            > claims
-                .orig
-                .saturating_add(self.policy.max_lifetime)
-                .saturating_add(leeway)
-        {
-            return Err(TokenError::Expired);
-        }
+        self.check_lifetime(&claims, chrono::Utc::now().timestamp())?;
         let aad = seal::associated_data(&kid, &claims.jti, &claims.sub, claims.orig);
         let plaintext =
             seal::open(&version.cipher, &aad, &claims.cx).ok_or(TokenError::Undecryptable)?;

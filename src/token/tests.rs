@@ -383,3 +383,31 @@ fn a_configured_hs512_deployment_accepts_only_hs512() {
         TokenError::WrongAlgorithm
     );
 }
+
+#[test]
+fn a_remembered_token_is_still_refused_once_it_expires() {
+    let service = service(&[("k1", &SECRET_1)]);
+    let token = issue(&service);
+    let now = chrono::Utc::now().timestamp();
+    assert!(service.verify(&token).is_ok(), "verified and remembered");
+    assert!(
+        service.verify_at(&token, now + 60).is_ok(),
+        "remembered, still valid"
+    );
+    assert_eq!(
+        service.verify_at(&token, now + 10 * 86_400).unwrap_err(),
+        TokenError::Expired
+    );
+}
+
+#[test]
+fn a_token_that_differs_from_a_remembered_one_is_verified_again() {
+    let service = service(&[("k1", &SECRET_1)]);
+    let token = issue(&service);
+    assert!(service.verify(&token).is_ok());
+    // Same signature, another payload: the cache must not take it for the first.
+    let (rest, signature) = token.rsplit_once('.').expect("jws");
+    let (header, _) = rest.split_once('.').expect("jws");
+    let forged = format!("{header}.eyJzdWIiOiJ4In0.{signature}");
+    assert!(service.verify(&forged).is_err());
+}

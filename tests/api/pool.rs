@@ -6,7 +6,12 @@ use querygate::db::DbPool;
 use serde_json::json;
 
 fn params_of(app: &TestApp, token: &str) -> querygate::db::params::ConnParams {
-    app.state.tokens.verify(token).expect("token").params
+    app.state
+        .tokens
+        .verify(token)
+        .expect("token")
+        .params
+        .clone()
 }
 
 #[tokio::test]

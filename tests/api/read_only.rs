@@ -204,7 +204,13 @@ async fn validate_refuses_statements_that_would_write() {
     ];
     for (connect, sql) in cases {
         let token = app.token_for(&connect).await;
-        let params = app.state.tokens.verify(&token).expect("token").params;
+        let params = app
+            .state
+            .tokens
+            .verify(&token)
+            .expect("token")
+            .params
+            .clone();
         let request = app.state.limits.request(
             sql.to_owned(),
             Vec::new(),
