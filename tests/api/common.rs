@@ -6,6 +6,7 @@
 pub mod dns;
 pub mod fake_model;
 pub mod process;
+pub mod proxy;
 
 use std::net::SocketAddr;
 

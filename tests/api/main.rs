@@ -16,6 +16,7 @@ mod malformed_input;
 mod openapi;
 mod pool;
 mod read_only;
+mod round_trips;
 mod schema;
 mod secrets;
 mod session;
