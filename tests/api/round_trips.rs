@@ -15,7 +15,7 @@ const COM_STMT_EXECUTE: u8 = 0x17;
 const COM_RESET_CONNECTION: u8 = 0x1f;
 
 fn mysql_command(flight: &Flight) -> u8 {
-    flight.head.get(4).copied().unwrap_or_default()
+    flight.bytes.get(4).copied().unwrap_or_default()
 }
 
 /// Waits (bounded) until the proxy has seen `count` flights since `mark`.
@@ -58,7 +58,7 @@ async fn postgres_connect_costs_the_handshake_and_one_check_and_execute_and_sche
         let flights = proxy.since(mark);
         assert_eq!(flights.len(), 1, "execute {sql}: {flights:?}");
         assert_eq!(
-            flights[0].head[0], b'Q',
+            flights[0].bytes[0], b'Q',
             "the flight opens with BEGIN READ ONLY"
         );
     }

@@ -16,11 +16,18 @@ use crate::db::values::Render;
 use crate::error::ErrorCode;
 
 /// How reading the rows ended.
+/// How long the rest of an abandoned result may take to read before the
+/// statement is killed instead.
+const DRAIN_GRACE: Duration = Duration::from_millis(50);
+
+/// The most closing an abandoned session may take.
+const CLOSE_LIMIT: Duration = Duration::from_secs(10);
+
 enum Read {
     /// All rows read; the session is clean.
     Complete,
-    /// Stopped early (the cap, or the client went away): rows are left unread, so
-    /// the connection is closed rather than drained.
+    /// Stopped early (the cap, or the client went away): rows may be left
+    /// unread, so the session is closed (see [`MyPool::close_unread`]).
     Abandoned { truncated: bool },
 }
 
@@ -67,7 +74,7 @@ impl MyPool {
             return match read {
                 Ok(Ok(Read::Complete)) => Ok(false),
                 Ok(Ok(Read::Abandoned { truncated })) => {
-                    let _ = conn.disconnect().await;
+                    tokio::spawn(self.clone().close_unread(conn, id));
                     Ok(truncated)
                 }
                 Ok(Err(error)) => Err(error),
@@ -130,6 +137,23 @@ impl MyPool {
             }
         }
         Ok(Read::Complete)
+    }
+
+    /// Closes a session that has rows left unread, off the request path. The
+    /// protocol's only way back from a result is to read it to its end (even
+    /// `COM_QUIT` waits for that in the driver), so a result that does not end
+    /// within [`DRAIN_GRACE`] is stopped with `KILL QUERY`, and the closing is
+    /// bounded by [`CLOSE_LIMIT`]: a closing that times out drops the socket.
+    async fn close_unread(self, conn: Conn, id: u32) {
+        let close = conn.disconnect();
+        tokio::pin!(close);
+        if tokio::time::timeout(DRAIN_GRACE, &mut close).await.is_ok() {
+            return;
+        }
+        let stop = async { tokio::join!(&mut close, self.kill_query(id)) };
+        if tokio::time::timeout(CLOSE_LIMIT, stop).await.is_err() {
+            tracing::warn!("closing a MySQL session with unread rows timed out; dropped it");
+        }
     }
 
     /// `KILL QUERY` for the statement running on connection `id`, from a

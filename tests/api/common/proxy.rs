@@ -15,11 +15,11 @@ use tokio::net::{TcpListener, TcpStream};
 /// How long the server's bytes are held before the client gets them.
 const HOLD: Duration = Duration::from_millis(20);
 
-/// One flight: which connection sent it, and its first bytes.
+/// One flight: which connection sent it, and its first bytes (up to 4 KiB).
 #[derive(Debug, Clone)]
 pub struct Flight {
     pub connection: usize,
-    pub head: Vec<u8>,
+    pub bytes: Vec<u8>,
 }
 
 /// The proxy; it runs until the test ends.
@@ -79,11 +79,11 @@ async fn relay(
                 break;
             }
             if answered.swap(false, Ordering::SeqCst) {
-                let head = buffer[..read.min(64)].to_vec();
+                let bytes = buffer[..read.min(4096)].to_vec();
                 flights
                     .lock()
                     .expect("flights")
-                    .push(Flight { connection, head });
+                    .push(Flight { connection, bytes });
             }
             if server_write.write_all(&buffer[..read]).await.is_err() {
                 break;
