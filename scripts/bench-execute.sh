@@ -8,6 +8,10 @@
 # Loopback only; every run is bounded in time.
 #
 #   bash scripts/bench-execute.sh [seconds-per-run]   (default 10)
+#
+# TOKIO_WORKER_THREADS (default: one per core) is passed to the server: on a
+# machine where the database and the load generator share the cores, one worker
+# can do more than two.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-10}
@@ -81,7 +85,7 @@ pgbench_run() { # clients threads label args...
 
 echo "### execute SELECT 1 vs pgbench, $(date -u +%Y-%m-%d), ${DURATION}s per run"
 echo
-echo "Command: \`bash scripts/bench-execute.sh $DURATION\`. Machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -sr); PostgreSQL $(psql -h 127.0.0.1 -U postgres -Atc 'SHOW server_version' | cut -d' ' -f1), MariaDB $(mariadb -h127.0.0.1 -uroot -Nse 'SELECT VERSION()' | cut -d- -f1); querygate release build, pools of 32; wrk, pgbench and the servers share the cores."
+echo "Command: \`bash scripts/bench-execute.sh $DURATION\`. Machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -sr); PostgreSQL $(psql -h 127.0.0.1 -U postgres -Atc 'SHOW server_version' | cut -d' ' -f1), MariaDB $(mariadb -h127.0.0.1 -uroot -Nse 'SELECT VERSION()' | cut -d- -f1); querygate release build, pools of 32, TOKIO_WORKER_THREADS=${TOKIO_WORKER_THREADS:-default}; wrk, pgbench and the servers share the cores."
 echo
 echo "| what | clients | requests or transactions / s | p50 | p99 |"
 echo "|---|---|---|---|---|"

@@ -22,7 +22,7 @@ pub struct AppState {
     /// Token issue and verification.
     pub tokens: Arc<TokenService>,
     /// The database layer.
-    pub db: Databases,
+    pub db: Arc<Databases>,
     /// The model client, when one is configured.
     pub ai: Option<Arc<AiClient>>,
     /// The limits of every statement, from the configuration.
@@ -146,7 +146,7 @@ impl AppState {
             limits,
             lifecycle,
             tokens: Arc::new(TokenService::new(ring, policy)),
-            db: Databases::new(settings, guard, sqlite),
+            db: Arc::new(Databases::new(settings, guard, sqlite)),
             config: Arc::new(config),
         }
     }

@@ -78,6 +78,29 @@ async fn postgres_timeout_cancels_the_statement_on_the_server() {
 }
 
 #[tokio::test]
+async fn postgres_sessions_start_with_the_server_limit_and_keep_it() {
+    // No timeoutMs: the limit is the session's own, set when it started.
+    let app = TestApp::spawn_with(|config| {
+        config.statement_timeout_ms = 300;
+        config.pool_max_connections = 1;
+    })
+    .await;
+    let token = app.token_for(&pg_body("test")).await;
+    let (status, answer) = app.sql(&token, "SELECT pg_sleep(30)").await;
+    assert_error(status, &answer, 408, "sql_timeout");
+    for lift in [
+        "SET statement_timeout = 0",
+        "SELECT set_config('statement_timeout', '0', false)",
+    ] {
+        let (status, answer) = app.sql(&token, lift).await;
+        assert_eq!(status, 200, "{answer}");
+        // The same (only) pooled session: the lifted limit did not outlive its request.
+        let (status, answer) = app.sql(&token, "SELECT pg_sleep(30)").await;
+        assert_error(status, &answer, 408, "sql_timeout");
+    }
+}
+
+#[tokio::test]
 async fn mysql_timeout_cancels_the_statement_on_the_server() {
     let app = TestApp::spawn().await;
     let token = app.token_for(&mysql_body("test")).await;

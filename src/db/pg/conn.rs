@@ -7,6 +7,7 @@
 //! `SELECT repeat('x', 300000000)`.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use postgres_protocol::message::backend::{self, DATA_ROW_TAG, Message};
@@ -57,6 +58,8 @@ pub(crate) struct PgConn {
     pub(crate) address: SocketAddr,
     /// `server_version` as the server reported it at start-up.
     pub(crate) server_version: String,
+    /// The `statement_timeout` the session started with.
+    pub(crate) session_timeout: Duration,
 }
 
 impl PgConn {
@@ -72,6 +75,7 @@ impl PgConn {
             backend_key: None,
             address,
             server_version: String::new(),
+            session_timeout: Duration::ZERO,
         }
     }
 

@@ -2,11 +2,12 @@
 //!
 //! One write carries three things, and the server works through them in order:
 //!
-//! 1. `BEGIN READ ONLY; SET LOCAL statement_timeout = N` (a simple query): the
-//!    transaction is read-only before the client's text is parsed, and the server
-//!    cancels the statement at its limit. (Every session also starts with
-//!    `default_transaction_read_only = on`, so even a transaction that failed to
-//!    begin would be read-only.)
+//! 1. `BEGIN READ ONLY` (a simple query): the transaction is read-only before the
+//!    client's text is parsed. The server cancels the statement at its limit:
+//!    every session starts with the server's default `statement_timeout`, and a
+//!    request that asks for another adds `SET LOCAL statement_timeout = N` to the
+//!    same query. (Every session also starts with `default_transaction_read_only
+//!    = on`, so even a transaction that failed to begin would be read-only.)
 //! 2. The client's statement through the extended protocol — Parse (unnamed, which
 //!    refuses a second statement), Bind, Describe, Execute with a row limit of
 //!    `maxRows + 1`, Sync — so the server stops after one row past the cap.
@@ -52,12 +53,14 @@ fn queue(
     params: &[Value],
     max_rows: i32,
 ) -> Result<(), SqlError> {
-    let ms = u64::try_from(timeout.as_millis())
-        .unwrap_or(u64::MAX)
-        .max(1);
-    conn.queue_query(&format!(
-        "BEGIN READ ONLY; SET LOCAL statement_timeout = {ms}"
-    ))
+    if timeout == conn.session_timeout {
+        conn.queue_query("BEGIN READ ONLY")
+    } else {
+        let ms = super::startup::timeout_ms(timeout);
+        conn.queue_query(&format!(
+            "BEGIN READ ONLY; SET LOCAL statement_timeout = {ms}"
+        ))
+    }
     .map_err(encode_error)?;
     let out = &mut conn.out;
     let types: Vec<u32> = params.iter().map(param_type).collect();

@@ -101,6 +101,7 @@ impl PgPool {
             ssl: params.ssl,
             timeout: settings.connect_timeout,
             max_row_bytes: settings.max_row_bytes,
+            statement_timeout: settings.statement_timeout,
         };
         let mut first = startup::connect(&target).await?;
         let types = Arc::new(Types::default());

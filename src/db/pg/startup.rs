@@ -36,6 +36,8 @@ pub(crate) struct Target {
     /// Resolve + connect + authenticate, per address.
     pub(crate) timeout: Duration,
     pub(crate) max_row_bytes: usize,
+    /// The session's `statement_timeout`: the server's default statement limit.
+    pub(crate) statement_timeout: Duration,
 }
 
 /// Connects to the first checked address that accepts. Only a refused connection
@@ -80,6 +82,7 @@ async fn connect_to(target: &Target, address: SocketAddr) -> Result<PgConn, DbEr
         },
     };
     let mut conn = PgConn::new(io, address, target.max_row_bytes);
+    conn.session_timeout = target.statement_timeout;
     startup(&mut conn, target)
         .await
         .map_err(|error| match error {
@@ -124,6 +127,7 @@ impl From<std::io::Error> for Failure {
 }
 
 async fn startup(conn: &mut PgConn, target: &Target) -> Result<(), Failure> {
+    let statement_timeout = timeout_ms(target.statement_timeout).to_string();
     frontend::startup_message(
         [
             ("user", target.user.as_str()),
@@ -134,6 +138,9 @@ async fn startup(conn: &mut PgConn, target: &Target) -> Result<(), Failure> {
             // that the envelope failed to begin could not write; `DISCARD ALL`
             // resets to this value.
             ("default_transaction_read_only", "on"),
+            // The server's default statement limit, so that the envelope sets one
+            // only for a request that asks for another; `DISCARD ALL` resets to it.
+            ("statement_timeout", statement_timeout.as_str()),
         ],
         &mut conn.out,
     )?;
@@ -235,4 +242,9 @@ pub(crate) async fn cancel(address: SocketAddr, key: (i32, i32)) {
     {
         tracing::debug!("PostgreSQL cancel request timed out");
     }
+}
+
+/// A limit in whole milliseconds, at least one (zero would mean none).
+pub(crate) fn timeout_ms(limit: Duration) -> u64 {
+    u64::try_from(limit.as_millis()).unwrap_or(u64::MAX).max(1)
 }
