@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Prepares this machine's PostgreSQL and MariaDB for querygate's tests. Idempotent.
-# Run as root (CI does, through .ci/run). It:
-#   - starts PostgreSQL and MariaDB when they are down, and waits for them;
+# Prepares this machine's PostgreSQL, MariaDB and Redis for querygate's tests.
+# Idempotent. Run as root (CI does, through .ci/run). It:
+#   - starts PostgreSQL, MariaDB and Redis (127.0.0.1:6379, for the shared-state
+#     tests) when they are down, and waits for them;
 #   - creates the role qg_secret, which must authenticate with a password even though
 #     the cluster otherwise trusts loopback (a pg_hba.conf line, then a reload), so
 #     that wrong-password tests fail for real;
@@ -17,6 +18,7 @@ PASSWORD='qg-right-password'
 
 pg_up() { pg_isready -q -h 127.0.0.1 -p 5432; }
 my_up() { mariadb-admin --protocol=tcp -h 127.0.0.1 -P 3306 -uroot ping >/dev/null 2>&1; }
+redis_up() { [ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" = PONG ]; }
 
 wait_for() { # name, check
   for _ in $(seq 1 60); do "$2" && return 0; sleep 0.5; done
@@ -35,6 +37,13 @@ if ! my_up; then
   start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
 fi
 wait_for MariaDB my_up
+
+if ! redis_up; then
+  echo "setup-test-dbs: starting Redis"
+  command -v redis-server >/dev/null || apt-get install -y -qq redis-server >/dev/null
+  redis-server --bind 127.0.0.1 --port 6379 --daemonize yes --save '' --appendonly no >/dev/null
+fi
+wait_for Redis redis_up
 
 psql -q -h 127.0.0.1 -U postgres -d postgres -Atc "SELECT 1 FROM pg_database WHERE datname = 'test'" | grep -q 1 ||
   psql -q -h 127.0.0.1 -U postgres -d postgres -c 'CREATE DATABASE test'
@@ -86,4 +95,4 @@ if PGPASSWORD=not-the-password psql -h 127.0.0.1 -U qg_secret -d test -Atc 'sele
   echo "setup-test-dbs: qg_secret logs in with a wrong password; pg_hba.conf is not in effect" >&2
   exit 1
 fi
-echo "setup-test-dbs: PostgreSQL and MariaDB ready"
+echo "setup-test-dbs: PostgreSQL, MariaDB and Redis ready"

@@ -57,6 +57,15 @@ pub enum Environment {
     Production,
 }
 
+/// What a request gets when a shared store cannot answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailMode {
+    /// Serve the request as if nothing were revoked.
+    Open,
+    /// Refuse the request with 503.
+    Closed,
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -223,6 +232,29 @@ pub struct Config {
     #[arg(long, env = "QUERYGATE_INSTANCE")]
     pub instance: Option<String>,
 
+    /// Redis for what every instance must share — rate limits and revoked token
+    /// chains, never sessions (`redis://…`, or `rediss://…` for TLS). Without it
+    /// each instance limits on its own and `disconnect` cannot revoke a token.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true, value_parser = Secret::parse)]
+    pub redis_url: Option<Secret>,
+    /// The prefix of every key querygate writes in Redis.
+    #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "querygate:")]
+    pub redis_key_prefix: String,
+    /// Time allowed for connecting to Redis and for each of its answers, in
+    /// milliseconds; past it the request goes on as if Redis were down.
+    #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub redis_timeout_ms: u64,
+    /// A token-bearing request when Redis cannot tell whether its chain was
+    /// revoked: `open` serves it (and logs a warning at most once a minute),
+    /// `closed` answers 503 `revocation_unavailable`.
+    #[arg(long, env = "REVOCATION_FAIL_MODE", value_enum, default_value_t = FailMode::Open)]
+    pub revocation_fail_mode: FailMode,
+    /// How long an instance remembers Redis's word on a chain, in milliseconds (at
+    /// most 1000; 0 asks Redis on every request): a token revoked on another
+    /// instance may be accepted here for this long.
+    #[arg(long, env = "REVOCATION_CACHE_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=1000))]
+    pub revocation_cache_ms: u64,
+
     /// API key for the model server; optional for servers that need none.
     #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true, value_parser = Secret::parse)]
     pub openai_api_key: Option<Secret>,
@@ -258,18 +290,21 @@ impl Config {
 
     /// The model settings, when a model is configured (a key or a base URL).
     pub fn ai_settings(&self) -> Option<crate::ai::AiSettings> {
-        if self.openai_api_key.is_none() && self.openai_base_url.is_none() {
+        // An empty value counts as unset, as a blank line in an env file means.
+        let api_key = self
+            .openai_api_key
+            .clone()
+            .filter(|key| !key.expose().trim().is_empty());
+        let base_url = self
+            .openai_base_url
+            .clone()
+            .filter(|url| !url.trim().is_empty());
+        if api_key.is_none() && base_url.is_none() {
             return None;
         }
         Some(crate::ai::AiSettings {
-            base_url: self
-                .openai_base_url
-                .clone()
-                .unwrap_or_else(|| "https://api.openai.com/v1".to_owned()),
-            api_key: self
-                .openai_api_key
-                .clone()
-                .filter(|k| !k.expose().is_empty()),
+            base_url: base_url.unwrap_or_else(|| "https://api.openai.com/v1".to_owned()),
+            api_key,
             model: self.openai_model.clone(),
             timeout: std::time::Duration::from_millis(self.openai_timeout_ms),
         })
@@ -288,6 +323,13 @@ impl Config {
                 "production listens on every interface; set HOST to change it",
             ),
         }
+    }
+
+    /// `REDIS_URL`, unless it is unset or empty.
+    pub fn redis_url(&self) -> Option<&Secret> {
+        self.redis_url
+            .as_ref()
+            .filter(|url| !url.expose().trim().is_empty())
     }
 
     /// The log format in force.

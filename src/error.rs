@@ -55,13 +55,14 @@ pub enum ErrorCode {
     RequestTimeout,
     Overloaded,
     NotReady,
+    RevocationUnavailable,
     InternalError,
 }
 
 impl ErrorCode {
     /// Every code, in the order of `DESIGN.md`; used by tests that compare the
     /// codes against `openapi.yaml`.
-    pub const ALL: [ErrorCode; 36] = [
+    pub const ALL: [ErrorCode; 37] = [
         Self::TokenMissing,
         Self::TokenInvalid,
         Self::TokenExpired,
@@ -97,6 +98,7 @@ impl ErrorCode {
         Self::RequestTimeout,
         Self::Overloaded,
         Self::NotReady,
+        Self::RevocationUnavailable,
         Self::InternalError,
     ];
 
@@ -129,9 +131,10 @@ impl ErrorCode {
             | Self::DbTlsFailed
             | Self::AiAuthFailed
             | Self::AiUpstreamError => StatusCode::BAD_GATEWAY,
-            Self::AiNotConfigured | Self::Overloaded | Self::NotReady => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::AiNotConfigured
+            | Self::Overloaded
+            | Self::NotReady
+            | Self::RevocationUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::DbTimeout | Self::AiTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -187,6 +190,7 @@ impl ErrorCode {
             Self::RequestTimeout => "request_timeout",
             Self::Overloaded => "overloaded",
             Self::NotReady => "not_ready",
+            Self::RevocationUnavailable => "revocation_unavailable",
             Self::InternalError => "internal_error",
         }
     }

@@ -29,6 +29,7 @@ pub mod results;
 pub mod routes;
 pub mod secret;
 pub mod server;
+pub mod shared;
 pub mod state;
 pub mod telemetry;
 pub mod token;

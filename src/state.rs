@@ -11,6 +11,7 @@ use crate::db::sqlite_dir::SqliteDir;
 use crate::db::{Databases, DbSettings};
 use crate::lifecycle::{Lifecycle, instance_name};
 use crate::net_guard::NetGuard;
+use crate::shared::Shared;
 use crate::token::keys::{self, KeySource};
 use crate::token::{TokenPolicy, TokenService};
 
@@ -29,6 +30,8 @@ pub struct AppState {
     pub limits: ExecLimits,
     /// Which instance this is, and whether it is draining.
     pub lifecycle: Arc<Lifecycle>,
+    /// What instances share through Redis, when `REDIS_URL` is set.
+    pub shared: Option<Arc<Shared>>,
 }
 
 /// Rows returned when the client does not say (within `MAX_ROWS`).
@@ -49,6 +52,9 @@ pub enum StartupError {
     /// Keys could not be loaded.
     #[error(transparent)]
     Keys(#[from] keys::KeyError),
+    /// `REDIS_URL` could not be used.
+    #[error(transparent)]
+    Redis(#[from] crate::shared::BadRedisUrl),
     /// The SQLite folder or the demo database could not be prepared.
     #[error("SQLite folder {path}: {source}")]
     Sqlite {
@@ -88,11 +94,25 @@ impl AppState {
                 path: config.sqlite_dir.clone(),
                 source,
             })?;
-        Ok(Self::from_parts(config, ring, sqlite))
+        let shared = Shared::from_config(&config)?.map(Arc::new);
+        match &shared {
+            Some(_) => tracing::info!(
+                "REDIS_URL is set: rate limits and revoked tokens are shared with every instance on that Redis"
+            ),
+            None => tracing::info!(
+                "REDIS_URL is not set: rate limits are this instance's own, and disconnect cannot revoke tokens"
+            ),
+        }
+        Ok(Self::from_parts(config, ring, sqlite, shared))
     }
 
-    /// The state from an already loaded key ring and SQLite folder.
-    pub fn from_parts(config: Config, ring: keys::KeyRing, sqlite: SqliteDir) -> Self {
+    /// The state from an already loaded key ring, SQLite folder and shared store.
+    pub fn from_parts(
+        config: Config,
+        ring: keys::KeyRing,
+        sqlite: SqliteDir,
+        shared: Option<Arc<Shared>>,
+    ) -> Self {
         let policy = TokenPolicy {
             issuer: config.token_issuer.clone(),
             audience: config.token_audience.clone(),
@@ -145,6 +165,7 @@ impl AppState {
             ai,
             limits,
             lifecycle,
+            shared,
             tokens: Arc::new(TokenService::new(ring, policy)),
             db: Arc::new(Databases::new(settings, guard, sqlite)),
             config: Arc::new(config),

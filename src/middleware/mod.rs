@@ -34,7 +34,7 @@ pub const SERVED_BY: HeaderName = HeaderName::from_static("x-served-by");
 /// Wraps `routes` in every layer.
 pub fn wrap(routes: Router<AppState>, state: &AppState) -> Router<AppState> {
     let config = &state.config;
-    let routes = match rate_limit::Limiter::new(config) {
+    let routes = match rate_limit::Limiter::new(config, state.shared.clone()) {
         Some(limiter) => routes.layer(axum::middleware::from_fn_with_state(
             Arc::new(limiter),
             rate_limit::rate_limit,

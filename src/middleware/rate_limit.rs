@@ -1,4 +1,6 @@
-//! Per-client-address rate limiting (GCRA).
+//! Per-client-address rate limiting (GCRA): shared by every instance through
+//! Redis when `REDIS_URL` is set, this instance's own otherwise — and whenever
+//! Redis does not answer, so that a store that is down never fails a request.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::NonZeroU32;
@@ -15,6 +17,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::config::Config;
 use crate::error::{AppError, ErrorCode};
+use crate::shared::Shared;
 
 /// Per-client-address rate limiting (GCRA from `governor`): a client may spend
 /// `RATE_LIMIT_MAX_REQUESTS` at once and regains one every
@@ -23,11 +26,12 @@ pub struct Limiter {
     limiter: DefaultKeyedRateLimiter<IpAddr>,
     trust_proxy: bool,
     checks: AtomicU64,
+    shared: Option<Arc<Shared>>,
 }
 
 impl Limiter {
     /// The limiter the configuration asks for; `None` when limiting is off.
-    pub fn new(config: &Config) -> Option<Self> {
+    pub fn new(config: &Config, shared: Option<Arc<Shared>>) -> Option<Self> {
         let burst = NonZeroU32::new(config.rate_limit_max_requests)?;
         let period = Duration::from_millis(config.rate_limit_window_ms) / burst.get();
         let quota = Quota::with_period(period.max(Duration::from_micros(1)))?.allow_burst(burst);
@@ -35,7 +39,24 @@ impl Limiter {
             limiter: RateLimiter::keyed(quota),
             trust_proxy: config.trust_proxy,
             checks: AtomicU64::new(0),
+            shared,
         })
+    }
+
+    /// Spends one request of `client`: `None` when allowed, the wait otherwise.
+    async fn spend(&self, client: IpAddr) -> Option<Duration> {
+        if let Some(shared) = &self.shared
+            && let Ok(verdict) = shared.spend(client).await
+        {
+            return verdict;
+        }
+        if self.checks.fetch_add(1, Ordering::Relaxed) % 4096 == 4095 {
+            self.limiter.retain_recent();
+        }
+        self.limiter
+            .check_key(&client)
+            .err()
+            .map(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
     }
 
     /// The address a request is counted against: the peer, or behind a trusted
@@ -69,13 +90,9 @@ pub async fn rate_limit(
         return next.run(request).await;
     }
     let client = limiter.client(&request);
-    if limiter.checks.fetch_add(1, Ordering::Relaxed) % 4096 == 4095 {
-        limiter.limiter.retain_recent();
-    }
-    match limiter.limiter.check_key(&client) {
-        Ok(()) => next.run(request).await,
-        Err(not_until) => {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
+    match limiter.spend(client).await {
+        None => next.run(request).await,
+        Some(wait) => {
             let mut error = AppError::new(
                 ErrorCode::RateLimited,
                 "Too many requests from this address. Wait and try again.",

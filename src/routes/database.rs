@@ -300,7 +300,7 @@ async fn refresh(
 ) -> AppResult<Json<TokenResponse>> {
     let issued = state
         .tokens
-        .issue(&verified.params, Some(verified.claims.orig))?;
+        .issue(&verified.params, Some(verified.claims.chain()))?;
     let max_lifetime = state.tokens.policy().max_lifetime;
     Ok(Json(TokenResponse::new(
         &issued,
@@ -317,17 +317,45 @@ pub struct DisconnectAnswer {
     success: bool,
     message: &'static str,
     pool_closed: bool,
+    /// The token's chain was revoked on every instance (needs `REDIS_URL`).
+    revoked: bool,
+    /// Until when (the chain's last possible expiry), when revoked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revoked_until: Option<String>,
 }
 
 #[tracing::instrument(skip_all)]
 async fn disconnect(
     State(state): State<AppState>,
     Bearer(verified): Bearer,
-) -> Json<DisconnectAnswer> {
+) -> AppResult<Json<DisconnectAnswer>> {
+    // Revoked first: a disconnect that cannot revoke says so and changes nothing.
+    let revoked_until = match &state.shared {
+        Some(shared) => {
+            let chain = verified.claims.chain();
+            let until = state.tokens.chain_end(&chain);
+            shared.revoke(&chain, until).await?;
+            chrono::DateTime::from_timestamp(until, 0)
+                .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        }
+        None => None,
+    };
     let pool_closed = state.db.disconnect(&verified.params).await;
-    Json(DisconnectAnswer {
+    let (revoked, message) = match state.shared {
+        Some(_) => (
+            true,
+            "Disconnected. This token and every token refreshed from it are revoked on every instance.",
+        ),
+        None => (
+            false,
+            "Disconnected. Forget the token: without a shared store (REDIS_URL) it stays valid until it expires, but this instance holds no connection for it.",
+        ),
+    };
+    Ok(Json(DisconnectAnswer {
         success: true,
-        message: "Disconnected. Forget the token: it stays valid until it expires, but this instance holds no connection for it.",
+        message,
         pool_closed,
-    })
+        revoked,
+        revoked_until,
+    }))
 }

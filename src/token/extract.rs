@@ -3,7 +3,8 @@
 //! [`Bearer`] requires a valid token; [`MaybeBearer`] accepts its absence but still
 //! refuses a bad one (a client that sends a token wants to know it is bad). Both log
 //! the precise reason at debug level and answer only `token_missing`,
-//! `token_invalid` or `token_expired`.
+//! `token_invalid`, `token_expired` or — with a shared store, for a token whose
+//! chain a disconnect revoked — `token_revoked`.
 
 use std::sync::Arc;
 
@@ -45,12 +46,21 @@ fn bearer_token(parts: &Parts) -> Result<Option<&str>, TokenError> {
     Ok(Some(token))
 }
 
+/// Verifies `token`, then asks the shared store whether its chain was revoked.
+async fn accept(state: &AppState, token: &str) -> Result<Arc<Verified>, AppError> {
+    let verified = state.tokens.verify(token)?;
+    if let Some(shared) = &state.shared {
+        shared.check_revoked(&verified.claims.chain()).await?;
+    }
+    Ok(verified)
+}
+
 impl FromRequestParts<AppState> for Bearer {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
         let token = bearer_token(parts)?.ok_or(TokenError::Missing)?;
-        Ok(Self(state.tokens.verify(token)?))
+        Ok(Self(accept(state, token).await?))
     }
 }
 
@@ -59,7 +69,7 @@ impl FromRequestParts<AppState> for MaybeBearer {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
         match bearer_token(parts)? {
-            Some(token) => Ok(Self(Some(state.tokens.verify(token)?))),
+            Some(token) => Ok(Self(Some(accept(state, token).await?))),
             None => Ok(Self(None)),
         }
     }

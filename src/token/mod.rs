@@ -141,8 +141,32 @@ pub struct Claims {
     pub sub: String,
     /// When the first token of this chain was issued (Unix seconds).
     pub orig: i64,
+    /// The chain's id: the first token's `jti`, kept by every refresh, so that
+    /// revoking it ends the whole chain. Tokens from before the claim existed
+    /// count their own `jti`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cid: Option<String>,
     /// The sealed connection parameters.
     pub cx: String,
+}
+
+impl Claims {
+    /// The chain this token belongs to.
+    pub fn chain(&self) -> Chain {
+        Chain {
+            orig: self.orig,
+            id: self.cid.clone().unwrap_or_else(|| self.jti.clone()),
+        }
+    }
+}
+
+/// A refresh chain: the tokens issued from one `connect`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chain {
+    /// When its first token was issued (Unix seconds).
+    pub orig: i64,
+    /// Its id (the first token's `jti`).
+    pub id: String,
 }
 
 /// A freshly issued token.
@@ -217,10 +241,19 @@ impl TokenService {
         &self.policy
     }
 
-    /// Issues a token for `params`. `orig` continues a chain (refresh); `None` starts
-    /// one. Fails with [`TokenError::Expired`] when the chain has no time left.
-    pub fn issue(&self, params: &ConnParams, orig: Option<i64>) -> Result<Issued, TokenError> {
-        self.issue_at(params, orig, chrono::Utc::now().timestamp())
+    /// Issues a token for `params`. `chain` continues a chain (refresh); `None`
+    /// starts one. Fails with [`TokenError::Expired`] when the chain has no time left.
+    pub fn issue(&self, params: &ConnParams, chain: Option<Chain>) -> Result<Issued, TokenError> {
+        self.issue_at(params, chain, chrono::Utc::now().timestamp())
+    }
+
+    /// The last moment (Unix seconds) any token of `chain` can be accepted.
+    pub fn chain_end(&self, chain: &Chain) -> i64 {
+        let leeway = i64::try_from(self.policy.leeway).unwrap_or(i64::MAX);
+        chain
+            .orig
+            .saturating_add(self.policy.max_lifetime)
+            .saturating_add(leeway)
     }
 
     /// As [`TokenService::issue`], as if the clock read `now` (Unix seconds). Tools
@@ -228,16 +261,17 @@ impl TokenService {
     pub fn issue_at(
         &self,
         params: &ConnParams,
-        orig: Option<i64>,
+        chain: Option<Chain>,
         now: i64,
     ) -> Result<Issued, TokenError> {
         let version = self.ring.active();
-        let orig = orig.unwrap_or(now);
+        let orig = chain.as_ref().map_or(now, |chain| chain.orig);
         let exp = (now + self.policy.ttl).min(orig + self.policy.max_lifetime);
         if exp <= now {
             return Err(TokenError::Expired);
         }
         let jti = URL_SAFE_NO_PAD.encode(crate::random::bytes::<16>());
+        let cid = chain.map_or_else(|| jti.clone(), |chain| chain.id);
         let parts = params.identity_parts();
         let parts: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
         let sub = URL_SAFE_NO_PAD.encode(&version.fingerprint(&parts)[..16]);
@@ -254,6 +288,7 @@ impl TokenService {
             jti,
             sub,
             orig,
+            cid: Some(cid),
             cx,
         };
         let token = self.sign(&version.kid, &claims)?;
@@ -291,10 +326,7 @@ impl TokenService {
     /// `exp` (with the leeway) and the chain's maximum lifetime at `now`.
     fn check_lifetime(&self, claims: &Claims, now: i64) -> Result<(), TokenError> {
         let leeway = i64::try_from(self.policy.leeway).unwrap_or(i64::MAX);
-        let chain_end = claims
-            .orig
-            .saturating_add(self.policy.max_lifetime)
-            .saturating_add(leeway);
+        let chain_end = self.chain_end(&claims.chain());
         if now > claims.exp.saturating_add(leeway) || now > chain_end {
             return Err(TokenError::Expired);
         }

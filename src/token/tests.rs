@@ -319,10 +319,12 @@ fn refresh_never_extends_a_chain_past_the_maximum_lifetime() {
     let service = service(&[("k1", &SECRET_1)]);
     let now = chrono::Utc::now().timestamp();
     let orig = now - 86_400 + 100;
-    let refreshed = service.issue_at(&params(), Some(orig), now).expect("issue");
+    let refreshed = service
+        .issue_at(&params(), Some(chain(orig)), now)
+        .expect("issue");
     assert_eq!(refreshed.claims.exp, orig + 86_400);
     assert_eq!(refreshed.claims.orig, orig);
-    let too_late = service.issue_at(&params(), Some(now - 86_400), now);
+    let too_late = service.issue_at(&params(), Some(chain(now - 86_400)), now);
     assert_eq!(too_late.unwrap_err(), TokenError::Expired);
 }
 
@@ -332,7 +334,7 @@ fn token_of_a_chain_past_its_maximum_lifetime_is_expired() {
     let now = chrono::Utc::now().timestamp();
     let orig = now - 86_400 - 60;
     let mut claims = service
-        .issue_at(&params(), Some(orig + 120), now)
+        .issue_at(&params(), Some(chain(orig + 120)), now)
         .expect("issue")
         .claims;
     claims.orig = orig;
@@ -410,4 +412,25 @@ fn a_token_that_differs_from_a_remembered_one_is_verified_again() {
     let (header, _) = rest.split_once('.').expect("jws");
     let forged = format!("{header}.eyJzdWIiOiJ4In0.{signature}");
     assert!(service.verify(&forged).is_err());
+}
+
+fn chain(orig: i64) -> Chain {
+    Chain {
+        orig,
+        id: "chain".to_owned(),
+    }
+}
+
+#[test]
+fn a_refresh_keeps_the_chain_id_and_a_new_chain_starts_with_its_own_jti() {
+    let service = service(&[("k1", &SECRET_1)]);
+    let first = service.issue(&params(), None).expect("issue");
+    assert_eq!(first.claims.cid.as_deref(), Some(first.claims.jti.as_str()));
+    let refreshed = service
+        .issue(&params(), Some(first.claims.chain()))
+        .expect("refresh");
+    assert_ne!(refreshed.claims.jti, first.claims.jti);
+    assert_eq!(refreshed.claims.chain(), first.claims.chain());
+    let verified = service.verify(refreshed.token.expose()).expect("verifies");
+    assert_eq!(verified.claims.chain().id, first.claims.jti);
 }

@@ -298,6 +298,19 @@ async fn execute_true_returns_real_rows_from_every_engine() {
 }
 
 #[tokio::test]
+async fn empty_model_settings_count_as_unset() {
+    // An env file with `OPENAI_API_KEY=` and `OPENAI_BASE_URL=` configures nothing.
+    let app = TestApp::spawn_with(|config| {
+        config.openai_api_key = Some(querygate::secret::Secret::new(""));
+        config.openai_base_url = Some(String::new());
+    })
+    .await;
+    let (status, answer) =
+        generate(&app, &json!({"userQuery": "x", "dbType": "sqlite"}), None).await;
+    assert_error(status, &answer, 503, "ai_not_configured");
+}
+
+#[tokio::test]
 async fn without_a_model_the_answer_is_ai_not_configured() {
     let app = TestApp::spawn().await;
     let (status, answer) =

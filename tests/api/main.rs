@@ -21,6 +21,7 @@ mod round_trips;
 mod schema;
 mod secrets;
 mod session;
+mod shared;
 mod statelessness;
 mod streaming;
 mod types;

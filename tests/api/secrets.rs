@@ -136,6 +136,10 @@ fn help_never_shows_the_values_of_secret_variables() {
         .args(["serve", "--help"])
         .env("QUERYGATE_KEYS", KEY_A)
         .env("OPENAI_API_KEY", "sk-test-do-not-print")
+        .env(
+            "REDIS_URL",
+            "redis://:redis-pass-do-not-print@127.0.0.1:6379",
+        )
         .output()
         .expect("run");
     let help = String::from_utf8_lossy(&output.stdout);
@@ -143,14 +147,23 @@ fn help_never_shows_the_values_of_secret_variables() {
     assert!(help.contains("TOKEN_TTL"));
     assert!(!help.contains(KEY_SECRET));
     assert!(!help.contains("sk-test-do-not-print"));
+    assert!(!help.contains("redis-pass-do-not-print"));
 }
 
-#[test]
-fn configuration_debug_output_redacts_secrets() {
+#[tokio::test]
+async fn configuration_debug_output_redacts_secrets() {
     let mut config = querygate::Config::defaults();
     config.keys = Some(querygate::secret::Secret::new(KEY_A));
     config.openai_api_key = Some(querygate::secret::Secret::new("sk-test-do-not-print"));
+    config.redis_url = Some(querygate::secret::Secret::new(
+        "rediss://qg:redis-pass-do-not-print@cache.internal:6380",
+    ));
     let debug = format!("{config:?}");
     assert!(!debug.contains(KEY_SECRET));
     assert!(!debug.contains("sk-test-do-not-print"));
+    assert!(!debug.contains("redis-pass-do-not-print"));
+    let shared = querygate::shared::Shared::from_config(&config)
+        .expect("a valid URL")
+        .expect("configured");
+    assert!(!format!("{shared:?}").contains("redis-pass-do-not-print"));
 }

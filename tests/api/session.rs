@@ -18,7 +18,14 @@ fn token_issued_at(app: &TestApp, at: i64, orig: Option<i64>) -> String {
     };
     app.state
         .tokens
-        .issue_at(&params, orig, at)
+        .issue_at(
+            &params,
+            orig.map(|orig| querygate::token::Chain {
+                orig,
+                id: "test-chain".to_owned(),
+            }),
+            at,
+        )
         .expect("issue")
         .token
         .expose()
@@ -164,6 +171,10 @@ async fn disconnect_closes_this_instances_pool() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["success"], true);
     assert_eq!(body["poolClosed"], true);
+    assert_eq!(
+        body["revoked"], false,
+        "no REDIS_URL: nothing to revoke with"
+    );
     assert_eq!(app.state.db.pool_count().await, 0);
     // The token itself is still valid: a later request opens a new pool.
     let (status, _) = read(app.status(Some(&token), true).await).await;
