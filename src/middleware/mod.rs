@@ -115,6 +115,11 @@ impl ResponseHeaders {
         if !self.lifecycle.is_ready() {
             headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
+        // The CORS layer grants credentials on every answer; an origin that was not
+        // granted (no Allow-Origin) gets no half of a grant either.
+        if !headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN) {
+            headers.remove(header::ACCESS_CONTROL_ALLOW_CREDENTIALS);
+        }
         response
     }
 }
@@ -163,13 +168,17 @@ fn cors(config: &Config) -> CorsLayer {
         .map(|origin| origin.trim().trim_end_matches('/'))
         .filter(|origin| !origin.is_empty())
         .collect();
-    let allow_origin = if origins.is_empty() || origins.contains(&"*") {
-        AllowOrigin::from(Any)
+    // Listed origins may send credentials, so that a cookie-era client with
+    // `withCredentials` keeps working (querygate reads no cookie); `*` never may.
+    let (allow_origin, credentials) = if origins.is_empty() || origins.contains(&"*") {
+        (AllowOrigin::from(Any), false)
     } else {
-        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+        let list = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok());
+        (AllowOrigin::list(list), true)
     };
     CorsLayer::new()
         .allow_origin(allow_origin)
+        .allow_credentials(credentials)
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
         .allow_headers([
             header::AUTHORIZATION,

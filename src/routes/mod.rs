@@ -1,6 +1,7 @@
 //! The HTTP routes, one module per area, each exporting `router()`.
 
 pub mod ai;
+pub mod console;
 pub mod database;
 pub mod demo;
 pub mod meta;
@@ -16,6 +17,7 @@ use crate::state::AppState;
 /// Every route of the API, with JSON answers for unknown paths and methods.
 pub fn router() -> Router<AppState> {
     Router::new()
+        .merge(console::router())
         .merge(meta::router())
         .merge(database::router())
         .merge(schema::router())

@@ -9,6 +9,7 @@ mod ai;
 mod attacks;
 mod cli;
 mod connect;
+mod console;
 mod deploy;
 mod execute;
 mod lifecycle;

@@ -27,7 +27,7 @@ const WAIT_MS = 10_000; // every Playwright wait
 const TEST = { timeout: 60_000 };
 const MODEL_SQL = 'SELECT country, COUNT(*) AS n FROM customers GROUP BY country ORDER BY n DESC';
 
-let tmp; let model; let listed; let unlisted; let qg; let browser;
+let tmp; let tmpBare; let model; let listed; let unlisted; let qg; let bare; let browser;
 const apiConfig = { apiOrigin: '' };
 const facts = {}; // answers read straight from the API, to compare the page with
 
@@ -48,6 +48,15 @@ before(async () => {
     OPENAI_API_KEY: 'test',
   });
   apiConfig.apiOrigin = qg.origin;
+  // A second querygate with no model configured, serving its own console.
+  tmpBare = await mkdtemp(path.join(os.tmpdir(), 'querygate-e2e-bare-'));
+  bare = await startQuerygate(BIN, {
+    HOST: '127.0.0.1',
+    QUERYGATE_KEYS: KEYS,
+    SQLITE_DIR: tmpBare,
+    RATE_LIMIT_MAX_REQUESTS: '0',
+    DB_ALLOWED_HOSTS: '127.0.0.1,localhost',
+  });
   facts.servesConsole = (await fetch(`${qg.origin}/`)).status !== 404;
   const token = (await api('POST', '/api/database/connect', { dbType: 'sqlite', database: 'demo' })).token;
   facts.customers = String((await api('POST', '/api/database/execute',
@@ -64,6 +73,8 @@ before(async () => {
 after(async () => {
   await browser?.close();
   await qg?.stop();
+  await bare?.stop();
+  if (tmpBare) await rm(tmpBare, { recursive: true, force: true });
   await Promise.all([model?.stop(), listed?.stop(), unlisted?.stop()]);
   if (tmp) await rm(tmp, { recursive: true, force: true });
 });
@@ -262,6 +273,20 @@ for (const key of ORIGINS) {
       await assertClean(page, seen);
     });
 
+    flow('a large result that fails after its first rows shows the rows and the error', async (t) => {
+      const { page, seen } = await openConsole(t, target);
+      await connectDemo(page);
+      // About 500 KB before row 1000 fails: past what the server holds back, so the
+      // answer is streamed and the error arrives in its closing part.
+      const answer = await runSql(page, "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 2000) "
+        + "SELECT n, printf('%.500c', 'x') AS pad, CASE WHEN n = 1000 THEN abs(-9223372036854775807 - 1) END AS boom FROM g");
+      assert.equal(answer.status(), 200);
+      await page.locator('#result-status', { hasText: /stopped by an error after these rows/ }).waitFor();
+      assert.match(await page.locator('#result-status').textContent(), /^999 rows .*\(sql_error\)/);
+      assert.equal(await page.locator('#grid tbody tr').count(), 999);
+      await assertClean(page, seen);
+    });
+
     flow('a reload keeps the tab connected; the token is in sessionStorage only', async (t) => {
       const { page, seen } = await openConsole(t, target);
       await connectDemo(page);
@@ -311,25 +336,6 @@ for (const key of ORIGINS) {
       assert.ok(!sentToModel.includes(token), 'the model never sees the token');
       await page.locator('#sql').press('Control+Enter');
       await page.locator('#grid thead th', { hasText: 'country' }).waitFor();
-      await assertClean(page, seen);
-    });
-
-    flow('a server without a model is explained plainly (503 ai_not_configured)', async (t) => {
-      const { page, seen } = await openConsole(t, target);
-      await connectDemo(page);
-      // This querygate has a model, so the one answer is stubbed: the envelope of the real 503.
-      const pageOrigin = new URL(page.url()).origin;
-      await page.route('**/api/generate-sql', (route) => (route.request().method() !== 'POST' ? route.fallback() : route.fulfill({
-        status: 503,
-        headers: { 'content-type': 'application/json', 'access-control-allow-origin': pageOrigin },
-        body: JSON.stringify({ success: false, error: 'Natural-language queries are not configured on this server.', code: 'ai_not_configured' }),
-      })));
-      await page.getByLabel('Ask a question in plain language').fill('top customers');
-      await page.getByRole('button', { name: 'Write SQL' }).click();
-      const alert = page.locator('#work-error');
-      await alert.waitFor();
-      assert.match(await alert.textContent(), /no language model configured.*write SQL yourself.*ai_not_configured/s);
-      assert.equal(await page.locator('#work-view').isVisible(), true, 'still connected');
       await assertClean(page, seen);
     });
 
@@ -390,6 +396,24 @@ for (const key of ORIGINS) {
     });
   });
 }
+
+describe('console, server without a model', () => {
+  it('explains plainly that natural language is off (503 ai_not_configured)', TEST, async (t) => {
+    const { page, seen } = await openConsole(t, { url: () => `${bare.origin}/` });
+    await connectDemo(page);
+    const answer = page.waitForResponse((r) => r.url().includes('/api/generate-sql'));
+    await page.getByLabel('Ask a question in plain language').fill('top customers');
+    await page.getByRole('button', { name: 'Write SQL' }).click();
+    const response = await answer;
+    assert.equal(response.status(), 503, 'the real server answered');
+    assert.equal((await response.json()).code, 'ai_not_configured');
+    const alert = page.locator('#work-error');
+    await alert.waitFor();
+    assert.match(await alert.textContent(), /no language model configured.*write SQL yourself.*ai_not_configured/s);
+    assert.equal(await page.locator('#work-view').isVisible(), true, 'still connected');
+    await assertClean(page, seen);
+  });
+});
 
 describe('CORS with credentials', () => {
   /** fetch() from a page on `origin`; answers what the page could read, or the error. */
