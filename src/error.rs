@@ -10,14 +10,14 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::Value;
 
-/// The stable, machine-readable error codes of `DESIGN.md`.
+/// The stable, machine-readable error codes (`docs/design.md`, `openapi.yaml`).
 ///
 /// Clients switch on these strings, so a variant is never renamed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 #[expect(
     missing_docs,
-    reason = "each code is documented in DESIGN.md and openapi.yaml"
+    reason = "each code is documented in docs/design.md and openapi.yaml"
 )]
 pub enum ErrorCode {
     TokenMissing,
@@ -60,8 +60,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    /// Every code, in the order of `DESIGN.md`; used by tests that compare the
-    /// codes against `openapi.yaml`.
+    /// Every code; used by tests that compare the codes against `openapi.yaml`.
     pub const ALL: [ErrorCode; 37] = [
         Self::TokenMissing,
         Self::TokenInvalid,
@@ -102,7 +101,7 @@ impl ErrorCode {
         Self::InternalError,
     ];
 
-    /// The HTTP status that goes with the code (the table of `DESIGN.md`).
+    /// The HTTP status that goes with the code (the table of `docs/design.md`).
     pub fn status(self) -> StatusCode {
         match self {
             Self::ValidationFailed

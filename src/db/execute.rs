@@ -8,8 +8,9 @@
 //! and that nothing it does outlives the request on a pooled connection. The
 //! promise is kept by the engines themselves, never by looking for keywords:
 //!
-//! - PostgreSQL ([`crate::db::pg`]): a `READ ONLY` transaction with `SET LOCAL
-//!   statement_timeout`, begun in the same flight before the statement is parsed;
+//! - PostgreSQL ([`crate::db::pg`]): a `READ ONLY` transaction under the session's
+//!   `statement_timeout` (`SET LOCAL` when the request asks for another limit),
+//!   begun in the same flight before the statement is parsed;
 //!   the extended protocol refuses a second statement; `ROLLBACK; DISCARD ALL`
 //!   ends every request, which drops what a session can keep (prepared
 //!   statements, cursors, advisory locks, `LISTEN`, settings).

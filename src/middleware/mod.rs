@@ -158,8 +158,9 @@ fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
 
 /// Origins from `FRONTEND_URL` and `CORS_ALLOWED_ORIGINS`; any origin when none is
 /// configured or `*` is listed. Tokens travel in the `Authorization` header, never in
-/// cookies, so no credentials are allowed and a permissive origin list cannot be
-/// used to ride on a user's session.
+/// cookies: listed origins are granted credentials only so that cookie-era clients
+/// keep working, and since no cookie is ever read, the grant lets no page ride on a
+/// user's session.
 fn cors(config: &Config) -> CorsLayer {
     let origins: Vec<&str> = config
         .frontend_url
@@ -185,6 +186,8 @@ fn cors(config: &Config) -> CorsLayer {
             header::CONTENT_TYPE,
             header::ACCEPT,
             header::IF_NONE_MATCH,
+            // `Cache-Control: no-cache` reads the schema past its cache.
+            header::CACHE_CONTROL,
             REQUEST_ID,
         ])
         .expose_headers([

@@ -4,12 +4,12 @@
 //! parameters encrypted with AES-256-GCM (see [`seal`]). The server keeps nothing:
 //! any instance holding the same [`KeyRing`] verifies and opens any token.
 //!
-//! Verification follows the order of `DESIGN.md`: size cap → header → `alg` → `kid`
+//! Verification follows the order of `docs/design.md`: size cap → header → `alg` → `kid`
 //! → signature → `iss`/`aud`/`exp`/`nbf` → decrypt `cx` → parse. The precise reason
 //! of a rejection is kept in [`TokenError`] for debug logs; clients only ever learn
 //! `token_invalid` or `token_expired`.
 
-pub mod cache;
+pub(crate) mod cache;
 pub mod extract;
 pub mod keys;
 pub mod seal;
@@ -333,7 +333,7 @@ impl TokenService {
         Ok(())
     }
 
-    /// Every check of `DESIGN.md`'s order.
+    /// Every check of `docs/design.md`'s order.
     fn verify_fully(&self, token: &str) -> Result<Verified, TokenError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::TooLarge);
