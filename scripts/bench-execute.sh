@@ -19,14 +19,16 @@ PORT=${BENCH_PORT:-18181}
 
 command -v wrk >/dev/null || { echo "installing wrk" >&2; apt-get install -y -qq wrk >/dev/null; }
 bash scripts/setup-test-dbs.sh >/dev/null
-cargo build --release --locked --quiet
+# QUERYGATE_BIN names a binary to measure instead of building the release one.
+BIN=${QUERYGATE_BIN:-./target/release/querygate}
+[ -n "${QUERYGATE_BIN:-}" ] || cargo build --release --locked --quiet
 
 work=$(mktemp -d)
 trap 'kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
 secret=$(head -c 32 /dev/urandom | base64)
 QUERYGATE_KEYS="bench:$secret" SQLITE_DIR="$work/sqlite" HOST=127.0.0.1 PORT=$PORT \
   RATE_LIMIT_MAX_REQUESTS=0 POOL_MAX_CONNECTIONS=32 RUST_LOG=warn \
-  ./target/release/querygate >"$work/server.log" 2>&1 &
+  "$BIN" >"$work/server.log" 2>&1 &
 server=$!
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/api/health" >/dev/null && break; sleep 0.1; done
 

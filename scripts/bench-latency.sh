@@ -13,7 +13,9 @@ PG_PROXY=${BENCH_PG_PROXY:-15432}
 MY_PROXY=${BENCH_MY_PROXY:-13306}
 
 bash scripts/setup-test-dbs.sh >/dev/null
-cargo build --release --locked --quiet
+# QUERYGATE_BIN names a binary to measure instead of building the release one.
+BIN=${QUERYGATE_BIN:-./target/release/querygate}
+[ -n "${QUERYGATE_BIN:-}" ] || cargo build --release --locked --quiet
 
 work=$(mktemp -d)
 pids=()
@@ -26,7 +28,7 @@ done
 secret=$(head -c 32 /dev/urandom | base64)
 QUERYGATE_KEYS="bench:$secret" SQLITE_DIR="$work/sqlite" HOST=127.0.0.1 PORT=$PORT \
   RATE_LIMIT_MAX_REQUESTS=0 SCHEMA_CACHE_TTL_SECS=0 RUST_LOG=warn \
-  timeout 600 ./target/release/querygate >"$work/server.log" 2>&1 &
+  timeout 600 "$BIN" >"$work/server.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do
   curl -fs "http://127.0.0.1:$PORT/api/health" >/dev/null && grep -q ready "$work"/proxy-*.log 2>/dev/null && break
