@@ -289,7 +289,7 @@ impl Config {
     }
 
     /// The model settings, when a model is configured (a key or a base URL).
-    pub fn ai_settings(&self) -> Option<crate::ai::AiSettings> {
+    pub(crate) fn ai_settings(&self) -> Option<crate::ai::AiSettings> {
         // An empty value counts as unset, as a blank line in an env file means.
         let api_key = self
             .openai_api_key

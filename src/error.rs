@@ -61,7 +61,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code; used by tests that compare the codes against `openapi.yaml`.
-    pub const ALL: [ErrorCode; 37] = [
+    pub const ALL: [Self; 37] = [
         Self::TokenMissing,
         Self::TokenInvalid,
         Self::TokenExpired,
@@ -210,7 +210,7 @@ pub struct AppError {
 
 impl AppError {
     /// An error with a code and a message.
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
@@ -221,19 +221,19 @@ impl AppError {
 
     /// Attaches structured details.
     #[must_use]
-    pub fn with_details(mut self, details: Value) -> Self {
+    pub(crate) fn with_details(mut self, details: Value) -> Self {
         self.details = Some(details);
         self
     }
 
     /// `validation_failed` naming the offending field.
-    pub fn validation(field: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn validation(field: &str, message: impl Into<String>) -> Self {
         Self::new(ErrorCode::ValidationFailed, message)
             .with_details(serde_json::json!({ "field": field }))
     }
 
     /// The envelope `{"success":false,"error":…,"code":…,"details":…}`.
-    pub fn envelope(&self) -> Envelope<'_> {
+    pub(crate) fn envelope(&self) -> Envelope<'_> {
         Envelope {
             success: false,
             error: &self.message,
@@ -244,7 +244,7 @@ impl AppError {
 
     /// The catch-all for bugs: the cause is logged once here, the client gets a
     /// generic sentence.
-    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+    pub(crate) fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
         Self::new(
             ErrorCode::InternalError,
@@ -264,7 +264,7 @@ impl std::error::Error for AppError {}
 /// The error envelope, as answers and the closing part of a streamed result
 /// carry it.
 #[derive(Serialize)]
-pub struct Envelope<'a> {
+pub(crate) struct Envelope<'a> {
     success: bool,
     error: &'a str,
     code: &'static str,
@@ -309,4 +309,4 @@ impl IntoResponse for AppError {
 }
 
 /// Result alias for handlers.
-pub type AppResult<T> = Result<T, AppError>;
+pub(crate) type AppResult<T> = Result<T, AppError>;

@@ -11,7 +11,7 @@ use crate::error::{AppError, ErrorCode};
 /// wrong content type → `unsupported_media_type`, too large → `payload_too_large`,
 /// not JSON → `invalid_json`, wrong shape → `validation_failed` naming the field.
 #[derive(Debug)]
-pub struct ApiJson<T>(pub T);
+pub(crate) struct ApiJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for ApiJson<T>
 where
@@ -51,7 +51,7 @@ where
 /// A query string. Unlike `axum::extract::Query` a rejection is an [`AppError`]:
 /// `validation_failed` naming the parameter when serde tells which one.
 #[derive(Debug)]
-pub struct ApiQuery<T>(pub T);
+pub(crate) struct ApiQuery<T>(pub T);
 
 impl<S, T> axum::extract::FromRequestParts<S> for ApiQuery<T>
 where
@@ -110,7 +110,7 @@ fn is_json(request: &Request) -> bool {
 }
 
 /// Parses a JSON body into `T` with errors in the API's vocabulary.
-pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(AppError::new(
             ErrorCode::InvalidJson,

@@ -7,26 +7,30 @@
 //!   [`token::seal`] (AES-256-GCM `cx`), verification, and the bearer extractors.
 //! - [`db`]: the user's databases: parameters, host policy, connection, pool cache,
 //!   the SQLite folder with the built-in demo.
+//! - [`net_guard`]: which database hosts clients may reach.
+//! - [`ai`]: a question in plain language to one read-only statement.
+//! - [`results`]: a statement's rows written as JSON, CSV or NDJSON.
 //! - [`routes`]: the HTTP API, one module per area.
 //! - [`error`]: the one error type and its JSON envelope.
 //! - [`middleware`]: request ids, tracing spans, rate limiting, CORS, panics.
+//! - [`server`]: the accept loop: connection caps, header timeouts, draining.
 //!
 //! The server keeps no session: every request carries a token from which any
 //! instance with the same keys rebuilds what it needs. In memory live only
 //! accelerators (connection pools) that any instance can rebuild.
 
-pub mod ai;
+pub(crate) mod ai;
 pub mod config;
 pub mod db;
 pub mod error;
-pub mod extract;
+pub(crate) mod extract;
 pub mod lifecycle;
-pub mod middleware;
-pub mod net_guard;
-pub mod random;
-pub mod resolve;
-pub mod results;
-pub mod routes;
+pub(crate) mod middleware;
+pub(crate) mod net_guard;
+pub(crate) mod random;
+pub(crate) mod resolve;
+pub(crate) mod results;
+pub(crate) mod routes;
 pub mod secret;
 pub mod server;
 pub mod shared;

@@ -11,7 +11,7 @@ pub struct Lifecycle {
 
 impl Lifecycle {
     /// A serving instance called `instance`.
-    pub fn new(instance: String) -> Self {
+    pub(crate) fn new(instance: String) -> Self {
         Self {
             instance,
             draining: AtomicBool::new(false),
@@ -19,17 +19,17 @@ impl Lifecycle {
     }
 
     /// The name in `X-Served-By` and in logs.
-    pub fn instance(&self) -> &str {
+    pub(crate) fn instance(&self) -> &str {
         &self.instance
     }
 
     /// Turns the instance not-ready for good (shutdown has begun).
-    pub fn begin_draining(&self) {
+    pub(crate) fn begin_draining(&self) {
         self.draining.store(true, Ordering::SeqCst);
     }
 
     /// Whether the instance should receive new requests.
-    pub fn is_ready(&self) -> bool {
+    pub(crate) fn is_ready(&self) -> bool {
         !self.draining.load(Ordering::SeqCst)
     }
 }

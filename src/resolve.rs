@@ -17,7 +17,7 @@ use crate::db::error::DbError;
 
 /// How names are resolved.
 #[derive(Clone)]
-pub struct Resolver(Inner);
+pub(crate) struct Resolver(Inner);
 
 #[derive(Clone)]
 enum Inner {
@@ -37,7 +37,7 @@ impl std::fmt::Debug for Resolver {
 impl Resolver {
     /// The resolver for `servers` (none: the system's configuration), with
     /// `timeout` per query.
-    pub fn new(servers: &[SocketAddr], timeout: Duration) -> Self {
+    pub(crate) fn new(servers: &[SocketAddr], timeout: Duration) -> Self {
         let provider = TokioConnectionProvider::default();
         let builder = if servers.is_empty() {
             match TokioResolver::builder_tokio() {
@@ -71,12 +71,12 @@ impl Resolver {
     }
 
     /// The system's resolver (`getaddrinfo`), for tests and fallbacks.
-    pub fn system() -> Self {
+    pub(crate) fn system() -> Self {
         Self(Inner::System)
     }
 
     /// The addresses of `host`; `HostNotFound` when there are none.
-    pub async fn lookup(
+    pub(crate) async fn lookup(
         &self,
         host: &str,
         port: u16,
@@ -104,7 +104,7 @@ impl Resolver {
 }
 
 /// Parses a `DB_DNS_SERVERS` entry: an IP address with an optional port (53).
-pub fn parse_server(entry: &str) -> Result<SocketAddr, String> {
+pub(crate) fn parse_server(entry: &str) -> Result<SocketAddr, String> {
     let entry = entry.trim();
     entry
         .parse::<SocketAddr>()

@@ -38,7 +38,7 @@ use crate::state::AppState;
 
 /// Limits of the HTTP server.
 #[derive(Debug, Clone, Copy)]
-pub struct ServeLimits {
+pub(crate) struct ServeLimits {
     /// Connections open at once.
     pub max_connections: usize,
     /// Connections one client address may hold at once (`None`: no such cap).
@@ -52,7 +52,7 @@ pub struct ServeLimits {
 
 /// Serves `state`'s application on `listener` until `shutdown` completes, then
 /// drains: the listener closes, requests in flight get `limits.shutdown_grace`.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     state: AppState,
     limits: ServeLimits,
@@ -62,18 +62,7 @@ pub async fn serve(
     let places = limits.max_connections.max(1);
     let permits = Arc::new(Semaphore::new(places));
     let clients = Arc::new(Clients::default());
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout)
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(Some(limits.header_timeout))
-        .keep_alive_timeout(limits.header_timeout);
-    let builder = Arc::new(builder);
+    let builder = http_builder(limits.header_timeout);
     let mut errors = ErrorLog::default();
     tokio::pin!(shutdown);
     loop {
@@ -111,23 +100,50 @@ pub async fn serve(
             drop((permit, client));
         });
     }
+    drain(&state, listener, &permits, places, limits.shutdown_grace).await;
+    Ok(())
+}
+
+/// HTTP/1 and HTTP/2 with the header timeout: the time to receive a request's
+/// headers, and to wait for the next request on a kept-alive connection.
+fn http_builder(header_timeout: Duration) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(header_timeout))
+        .keep_alive_timeout(header_timeout);
+    builder
+}
+
+/// The end: readiness answers 503, the listener closes, open connections get
+/// `grace` to finish (each holds one of `places` permits until it closes), and
+/// the pools are closed.
+async fn drain(
+    state: &AppState,
+    listener: TcpListener,
+    permits: &Semaphore,
+    places: usize,
+    grace: Duration,
+) {
     state.lifecycle.begin_draining();
     drop(listener);
     let open = places - permits.available_permits();
     tracing::info!(
         connections = open,
-        grace_ms = u64::try_from(limits.shutdown_grace.as_millis()).unwrap_or(u64::MAX),
+        grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX),
         "draining: new connections are refused, open ones finish"
     );
     let all_closed = permits.acquire_many(u32::try_from(places).unwrap_or(u32::MAX));
-    if tokio::time::timeout(limits.shutdown_grace, all_closed)
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(grace, all_closed).await.is_err() {
         tracing::warn!("connections still open at the end of the grace period were cut");
     }
     state.db.close_all().await;
-    Ok(())
 }
 
 /// Connections per client address.
@@ -240,7 +256,7 @@ pub fn raise_file_limit() -> Option<u64> {
 
 /// The connection cap: the configured one, kept below the file-descriptor limit
 /// with room for database connections, logs and the listener.
-pub fn connection_cap(configured: usize, file_limit: Option<u64>) -> usize {
+pub(crate) fn connection_cap(configured: usize, file_limit: Option<u64>) -> usize {
     let room = file_limit
         .and_then(|limit| usize::try_from(limit.saturating_sub(256)).ok())
         .unwrap_or(configured);

@@ -35,11 +35,11 @@ pub struct AppState {
 }
 
 /// Rows returned when the client does not say (within `MAX_ROWS`).
-pub const DEFAULT_MAX_ROWS: u64 = 1_000;
+pub(crate) const DEFAULT_MAX_ROWS: u64 = 1_000;
 
 impl AppState {
     /// The configured model, or `ai_not_configured`.
-    pub fn model(&self) -> Result<&AiClient, crate::error::AppError> {
+    pub(crate) fn model(&self) -> Result<&AiClient, crate::error::AppError> {
         self.ai
             .as_deref()
             .ok_or_else(|| crate::ai::AiError::NotConfigured.into())
@@ -95,80 +95,102 @@ impl AppState {
                 source,
             })?;
         let shared = Shared::from_config(&config)?.map(Arc::new);
-        match &shared {
-            Some(_) => tracing::info!(
+        if shared.is_some() {
+            tracing::info!(
                 "REDIS_URL is set: rate limits and revoked tokens are shared with every instance on that Redis"
-            ),
-            None => tracing::info!(
+            );
+        } else {
+            tracing::info!(
                 "REDIS_URL is not set: rate limits are this instance's own, and disconnect cannot revoke tokens"
-            ),
+            );
         }
         Ok(Self::from_parts(config, ring, sqlite, shared))
     }
 
     /// The state from an already loaded key ring, SQLite folder and shared store.
-    pub fn from_parts(
+    pub(crate) fn from_parts(
         config: Config,
         ring: keys::KeyRing,
         sqlite: SqliteDir,
         shared: Option<Arc<Shared>>,
     ) -> Self {
-        let policy = TokenPolicy {
-            issuer: config.token_issuer.clone(),
-            audience: config.token_audience.clone(),
-            ttl: i64::try_from(config.token_ttl).unwrap_or(i64::MAX),
-            max_lifetime: i64::try_from(config.token_max_lifetime).unwrap_or(i64::MAX),
-            leeway: config.token_leeway,
-            algorithm: config.token_algorithm,
-        };
-        let max_row_bytes = usize::try_from(config.max_row_bytes).unwrap_or(usize::MAX);
-        let settings = DbSettings {
-            connect_timeout: Duration::from_millis(config.db_connect_timeout_ms),
-            max_connections: config.pool_max_connections,
-            pool_idle: Duration::from_secs(config.pool_idle_secs),
-            max_pools: config.pool_max_pools,
-            schema_ttl: Duration::from_secs(config.schema_cache_ttl_secs),
-            statement_timeout: Duration::from_millis(config.statement_timeout_ms),
-            max_row_bytes,
-        };
-        let limits = ExecLimits {
-            default_max_rows: DEFAULT_MAX_ROWS,
-            max_rows: config.max_rows,
-            statement_timeout: settings.statement_timeout,
-            max_row_bytes,
-            max_result_bytes: usize::try_from(config.max_result_bytes).unwrap_or(usize::MAX),
-            slow_statement: Duration::from_millis(config.slow_statement_ms),
-            fingerprint_key: crate::db::execute::FingerprintKey(
-                ring.active()
-                    .fingerprint(&[b"querygate statement fingerprints"]),
-            ),
-        };
-        let resolver = crate::resolve::Resolver::new(
-            &config.db_dns_servers,
-            Duration::from_millis(config.db_connect_timeout_ms),
-        );
-        let guard = NetGuard::new(
-            &config.db_allowed_hosts,
-            &config.db_denied_networks,
-            config.environment == Environment::Production,
-        )
-        .with_resolver(resolver);
-        let ai = config.ai_settings().and_then(|settings| match AiClient::new(settings) {
-            Ok(client) => Some(Arc::new(client)),
-            Err(error) => {
-                tracing::error!(%error, "the model client could not be built; natural-language queries are off");
-                None
-            }
-        });
+        let settings = db_settings(&config);
+        let limits = exec_limits(&config, &settings, &ring);
         let lifecycle = Arc::new(Lifecycle::new(instance_name(config.instance.as_deref())));
         Self {
-            ai,
+            ai: model_client(&config),
             limits,
             lifecycle,
             shared,
-            tokens: Arc::new(TokenService::new(ring, policy)),
-            db: Arc::new(Databases::new(settings, guard, sqlite)),
+            tokens: Arc::new(TokenService::new(ring, token_policy(&config))),
+            db: Arc::new(Databases::new(settings, net_guard(&config), sqlite)),
             config: Arc::new(config),
+        }
+    }
+}
+
+fn token_policy(config: &Config) -> TokenPolicy {
+    TokenPolicy {
+        issuer: config.token_issuer.clone(),
+        audience: config.token_audience.clone(),
+        ttl: i64::try_from(config.token_ttl).unwrap_or(i64::MAX),
+        max_lifetime: i64::try_from(config.token_max_lifetime).unwrap_or(i64::MAX),
+        leeway: config.token_leeway,
+        algorithm: config.token_algorithm,
+    }
+}
+
+fn db_settings(config: &Config) -> DbSettings {
+    DbSettings {
+        connect_timeout: Duration::from_millis(config.db_connect_timeout_ms),
+        max_connections: config.pool_max_connections,
+        pool_idle: Duration::from_secs(config.pool_idle_secs),
+        max_pools: config.pool_max_pools,
+        schema_ttl: Duration::from_secs(config.schema_cache_ttl_secs),
+        statement_timeout: Duration::from_millis(config.statement_timeout_ms),
+        max_row_bytes: usize::try_from(config.max_row_bytes).unwrap_or(usize::MAX),
+    }
+}
+
+/// The limits of every statement; statement fingerprints in the logs are keyed
+/// by the active key version.
+fn exec_limits(config: &Config, settings: &DbSettings, ring: &keys::KeyRing) -> ExecLimits {
+    ExecLimits {
+        default_max_rows: DEFAULT_MAX_ROWS,
+        max_rows: config.max_rows,
+        statement_timeout: settings.statement_timeout,
+        max_row_bytes: settings.max_row_bytes,
+        max_result_bytes: usize::try_from(config.max_result_bytes).unwrap_or(usize::MAX),
+        slow_statement: Duration::from_millis(config.slow_statement_ms),
+        fingerprint_key: crate::db::execute::FingerprintKey(
+            ring.active()
+                .fingerprint(&[b"querygate statement fingerprints"]),
+        ),
+    }
+}
+
+fn net_guard(config: &Config) -> NetGuard {
+    let resolver = crate::resolve::Resolver::new(
+        &config.db_dns_servers,
+        Duration::from_millis(config.db_connect_timeout_ms),
+    );
+    NetGuard::new(
+        &config.db_allowed_hosts,
+        &config.db_denied_networks,
+        config.environment == Environment::Production,
+    )
+    .with_resolver(resolver)
+}
+
+/// The model client, when one is configured; a client that cannot be built
+/// turns natural-language queries off rather than stopping the server.
+fn model_client(config: &Config) -> Option<Arc<AiClient>> {
+    let settings = config.ai_settings()?;
+    match AiClient::new(settings) {
+        Ok(client) => Some(Arc::new(client)),
+        Err(error) => {
+            tracing::error!(%error, "the model client could not be built; natural-language queries are off");
+            None
         }
     }
 }

@@ -21,9 +21,9 @@ const STATEMENT_STARTS: [&str; 30] = [
 /// The SQL in a model's answer: the first fenced block if there is one, else the
 /// text from the first statement keyword on; trailing prose and a trailing `;`
 /// removed. A second statement is kept, so that the check refuses it.
-pub fn extract_sql(answer: &str, engine: Engine) -> String {
+pub(crate) fn extract_sql(answer: &str, engine: Engine) -> String {
     let body = fenced(answer).unwrap_or_else(|| from_first_statement(answer));
-    let dialect = dialect(engine);
+    let dialect = Dialect::of(engine);
     let statements = sql_text::split(&body, dialect);
     let Some(first) = statements.first() else {
         return String::new();
@@ -44,13 +44,9 @@ pub fn extract_sql(answer: &str, engine: Engine) -> String {
 }
 
 /// Whether `sql` is one statement of a read kind.
-pub fn looks_read_only(sql: &str, engine: Engine) -> bool {
-    let statements = sql_text::split(sql, dialect(engine));
+pub(crate) fn looks_read_only(sql: &str, engine: Engine) -> bool {
+    let statements = sql_text::split(sql, Dialect::of(engine));
     statements.len() == 1 && READ_STARTS.contains(&sql_text::first_word(statements[0]).as_str())
-}
-
-fn dialect(engine: Engine) -> Dialect {
-    Dialect::of(engine)
 }
 
 fn fenced(answer: &str) -> Option<String> {

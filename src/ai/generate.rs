@@ -14,7 +14,7 @@ use crate::error::{AppError, ErrorCode};
 
 /// What becomes of the generated statement.
 #[derive(Debug, Clone, Copy)]
-pub enum Target<'a> {
+pub(crate) enum Target<'a> {
     /// Nothing: there is no database (a schema given as text).
     Plan,
     /// The database plans it read-only without running it.
@@ -25,7 +25,7 @@ pub enum Target<'a> {
 
 /// One question to answer.
 #[derive(Debug, Clone, Copy)]
-pub struct Question<'a> {
+pub(crate) struct Question<'a> {
     /// The dialect to write.
     pub engine: Engine,
     /// The compact schema the model sees.
@@ -38,7 +38,7 @@ pub struct Question<'a> {
 
 /// A generated statement and, when it ran, its result.
 #[derive(Debug)]
-pub struct Generated {
+pub(crate) struct Generated {
     /// The cleaned SQL.
     pub sql: String,
     /// Whether the model needed a second try after the database refused the first.
@@ -48,7 +48,7 @@ pub struct Generated {
 }
 
 /// Answers `question` with `ai`, checking or running the SQL on `db`.
-pub async fn generate(
+pub(crate) async fn generate(
     ai: &AiClient,
     db: &Databases,
     limits: &ExecLimits,

@@ -5,9 +5,9 @@
 //! Its answer is cleaned and checked ([`clean`]) before anything runs it; running
 //! goes through the same read-only door as `execute`.
 
-pub mod clean;
-pub mod generate;
-pub mod prompt;
+pub(crate) mod clean;
+pub(crate) mod generate;
+pub(crate) mod prompt;
 
 use std::time::Duration;
 
@@ -18,10 +18,10 @@ use crate::error::{AppError, ErrorCode};
 use crate::secret::Secret;
 
 /// Longest question accepted, in characters.
-pub const MAX_QUESTION_CHARS: usize = 2_000;
+pub(crate) const MAX_QUESTION_CHARS: usize = 2_000;
 
 /// Checks a question sent in `field`: present, not blank, not too long.
-pub fn question(field: &str, value: Option<String>) -> Result<String, AppError> {
+pub(crate) fn question(field: &str, value: Option<String>) -> Result<String, AppError> {
     let value = value.map(|q| q.trim().to_owned()).filter(|q| !q.is_empty());
     let value = value.ok_or_else(|| {
         AppError::validation(
@@ -80,35 +80,35 @@ pub enum AiError {
 impl From<AiError> for AppError {
     fn from(error: AiError) -> Self {
         match error {
-            AiError::NotConfigured => AppError::new(
+            AiError::NotConfigured => Self::new(
                 ErrorCode::AiNotConfigured,
                 "Natural-language queries are not configured on this server. The operator sets \
                  OPENAI_API_KEY (for OpenAI) or OPENAI_BASE_URL (for any OpenAI-compatible server, \
                  such as a local one) and optionally OPENAI_MODEL.",
             ),
-            AiError::AuthFailed => AppError::new(
+            AiError::AuthFailed => Self::new(
                 ErrorCode::AiAuthFailed,
                 "The model server refused querygate's credentials. The operator should check OPENAI_API_KEY.",
             ),
             AiError::RateLimited { retry_after } => {
-                let mut app = AppError::new(
+                let mut app = Self::new(
                     ErrorCode::AiRateLimited,
                     "The model server is rate limiting requests. Wait and try again.",
                 );
                 app.retry_after = retry_after;
                 app
             }
-            AiError::QuotaExceeded => AppError::new(
+            AiError::QuotaExceeded => Self::new(
                 ErrorCode::AiQuotaExceeded,
                 "The model server's quota for this deployment is used up.",
             ),
-            AiError::Timeout => AppError::new(
+            AiError::Timeout => Self::new(
                 ErrorCode::AiTimeout,
                 "The model server did not answer in time.",
             ),
             AiError::Upstream(cause) => {
                 tracing::debug!(%cause, "model server failed");
-                AppError::new(
+                Self::new(
                     ErrorCode::AiUpstreamError,
                     "The model server failed to answer. Try again later.",
                 )

@@ -6,7 +6,7 @@ use crate::db::introspect::Table;
 use crate::db::params::Engine;
 
 /// The dialect's name as the model knows it.
-pub fn dialect(engine: Engine) -> &'static str {
+pub(crate) fn dialect(engine: Engine) -> &'static str {
     match engine {
         Engine::Postgresql => "PostgreSQL",
         Engine::Mysql => "MySQL/MariaDB",
@@ -15,7 +15,7 @@ pub fn dialect(engine: Engine) -> &'static str {
 }
 
 /// The system and user messages for `question`.
-pub fn messages(engine: Engine, schema: &str, question: &str) -> Vec<Message> {
+pub(crate) fn messages(engine: Engine, schema: &str, question: &str) -> Vec<Message> {
     let dialect = dialect(engine);
     let system = format!(
         "You translate questions about a {dialect} database into SQL. Answer with exactly one \
@@ -33,7 +33,7 @@ pub fn messages(engine: Engine, schema: &str, question: &str) -> Vec<Message> {
 }
 
 /// The conversation for a second try after the database refused `sql`.
-pub fn retry(mut messages: Vec<Message>, sql: &str, database_error: &str) -> Vec<Message> {
+pub(crate) fn retry(mut messages: Vec<Message>, sql: &str, database_error: &str) -> Vec<Message> {
     let database_error = without_accounts(database_error);
     messages.push(Message::new("assistant", sql));
     messages.push(Message::new(
@@ -67,7 +67,12 @@ fn without_accounts(message: &str) -> String {
 /// The schema as compact text, at most `budget` characters, the tables the
 /// question most likely means first. Columns carry their types, primary keys are
 /// marked, foreign keys point at what they reference.
-pub fn render_schema(tables: &[Table], engine: Engine, question: &str, budget: usize) -> String {
+pub(crate) fn render_schema(
+    tables: &[Table],
+    engine: Engine,
+    question: &str,
+    budget: usize,
+) -> String {
     let words = question_words(question);
     let mut ranked: Vec<(usize, &Table)> =
         tables.iter().map(|t| (relevance(t, &words), t)).collect();
@@ -92,7 +97,7 @@ pub fn render_schema(tables: &[Table], engine: Engine, question: &str, budget: u
 }
 
 /// Schema text a client sent (no token), cut to the budget at a line end.
-pub fn trim_text(schema: &str, budget: usize) -> String {
+pub(crate) fn trim_text(schema: &str, budget: usize) -> String {
     if schema.len() <= budget {
         return schema.to_owned();
     }
@@ -173,8 +178,7 @@ fn quote(name: &str, engine: Engine) -> String {
         Engine::Postgresql if plain && !name.bytes().any(|b| b.is_ascii_uppercase()) => {
             name.to_owned()
         }
-        Engine::Sqlite if plain => name.to_owned(),
-        Engine::Mysql if plain => name.to_owned(),
+        Engine::Sqlite | Engine::Mysql if plain => name.to_owned(),
         Engine::Mysql => format!("`{}`", name.replace('`', "``")),
         Engine::Postgresql | Engine::Sqlite => format!("\"{}\"", name.replace('"', "\"\"")),
     }

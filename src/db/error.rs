@@ -87,6 +87,6 @@ impl From<DbError> for AppError {
             // The TLS library's reason can name the host; it is logged, not returned.
             tracing::debug!(%reason, "TLS to the database failed");
         }
-        AppError::new(code, message)
+        Self::new(code, message)
     }
 }

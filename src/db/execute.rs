@@ -179,7 +179,7 @@ fn log_statement(
 
 /// Starts `request` on `pool`, read-only; resolves once the result's columns are
 /// known (or to the error that came first).
-pub async fn execute(pool: &DbPool, request: ExecRequest) -> Result<Execution, SqlError> {
+pub(crate) async fn execute(pool: &DbPool, request: ExecRequest) -> Result<Execution, SqlError> {
     policy::check(pool.engine(), &request.sql)?;
     let (mut sink, header) = rows::channel();
     let pool = pool.clone();
@@ -210,7 +210,7 @@ pub async fn execute(pool: &DbPool, request: ExecRequest) -> Result<Execution, S
 /// would write (PostgreSQL: a `ModifyTable` node, such as a writable `WITH`;
 /// MySQL: a writing `select_type`; SQLite: an `OpenWrite` instruction). Used to
 /// check generated SQL that is not executed.
-pub async fn validate(pool: &DbPool, request: &ExecRequest) -> Result<(), SqlError> {
+pub(crate) async fn validate(pool: &DbPool, request: &ExecRequest) -> Result<(), SqlError> {
     policy::check(pool.engine(), &request.sql)?;
     // Only queries can be explained. SHOW, DESCRIBE and EXPLAIN itself write
     // nothing; any other kind of statement is not a query at all.

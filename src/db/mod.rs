@@ -7,22 +7,22 @@
 //! [`pg`] (our own protocol connections), [`mysql`] (`mysql_async`), [`sqlite`]
 //! (`rusqlite`).
 
-pub mod error;
-pub mod execute;
-pub mod introspect;
+pub(crate) mod error;
+pub(crate) mod execute;
+pub(crate) mod introspect;
 pub(crate) mod mysql;
 pub mod params;
 pub(crate) mod pg;
-pub mod policy;
-pub mod pool;
-pub mod pool_cache;
-pub mod rows;
+pub(crate) mod policy;
+pub(crate) mod pool;
+pub(crate) mod pool_cache;
+pub(crate) mod rows;
 pub mod sql_error;
-pub mod sql_text;
+pub(crate) mod sql_text;
 pub(crate) mod sqlite;
-pub mod sqlite_dir;
-pub mod tls;
-pub mod values;
+pub(crate) mod sqlite_dir;
+pub(crate) mod tls;
+pub(crate) mod values;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -80,7 +80,7 @@ pub struct ServerInfo {
 
 impl Databases {
     /// The layer over a host policy and a SQLite folder.
-    pub fn new(settings: DbSettings, guard: NetGuard, sqlite: SqliteDir) -> Self {
+    pub(crate) fn new(settings: DbSettings, guard: NetGuard, sqlite: SqliteDir) -> Self {
         Self {
             pools: PoolCache::new(settings.max_pools, settings.pool_idle),
             schemas: moka::future::Cache::builder()
@@ -103,11 +103,6 @@ impl Databases {
         &self.sqlite
     }
 
-    /// The limits in force.
-    pub fn settings(&self) -> &DbSettings {
-        &self.settings
-    }
-
     /// The pool for `params`, opened (and checked) on first use; the flag tells
     /// whether this call opened it.
     pub async fn pool(&self, params: &ConnParams) -> Result<(PoolEntry, bool), DbError> {
@@ -127,7 +122,7 @@ impl Databases {
 
     /// Connects (or reuses a pool) and reports the server version. A reused pool is
     /// asked again, so a connect always proves the database answers now.
-    pub async fn connect(&self, params: &ConnParams) -> Result<ServerInfo, DbError> {
+    pub(crate) async fn connect(&self, params: &ConnParams) -> Result<ServerInfo, DbError> {
         let (entry, fresh) = self.pool(params).await?;
         if fresh {
             return Ok(ServerInfo {
@@ -141,7 +136,7 @@ impl Databases {
 
     /// Starts a client's statement read-only (see [`execute`]); resolves when its
     /// columns are known.
-    pub async fn execute(
+    pub(crate) async fn execute(
         &self,
         params: &ConnParams,
         request: ExecRequest,
@@ -164,7 +159,7 @@ impl Databases {
 
     /// The tables and views of the database, optionally of one schema, through a
     /// short-lived cache; `fresh` reads the catalog even when a cached copy exists.
-    pub async fn schema(
+    pub(crate) async fn schema(
         &self,
         params: &ConnParams,
         schema: Option<&str>,
@@ -218,7 +213,7 @@ impl Databases {
     }
 
     /// Drops this instance's pool and cached schemas for `params`.
-    pub async fn disconnect(&self, params: &ConnParams) -> bool {
+    pub(crate) async fn disconnect(&self, params: &ConnParams) -> bool {
         let key = self.pools.key(params);
         // Entries are few; a linear sweep keeps the cache key simple.
         let _ = self
@@ -233,7 +228,7 @@ impl Databases {
     }
 
     /// Closes every pool (at shutdown).
-    pub async fn close_all(&self) {
+    pub(crate) async fn close_all(&self) {
         self.pools.close_all().await;
     }
 }

@@ -31,7 +31,7 @@ impl Engine {
     }
 
     /// Checks a `dbType` field: required, one of the engines or their aliases.
-    pub fn from_field(value: Option<String>) -> Result<Self, crate::error::AppError> {
+    pub(crate) fn from_field(value: Option<String>) -> Result<Self, crate::error::AppError> {
         use crate::error::AppError;
         let value = value.ok_or_else(|| {
             AppError::validation(
@@ -57,7 +57,7 @@ impl Engine {
     }
 
     /// The port used when the client gives none.
-    pub fn default_port(self) -> u16 {
+    pub(crate) fn default_port(self) -> u16 {
         match self {
             Self::Postgresql => 5432,
             Self::Mysql => 3306,
@@ -156,7 +156,7 @@ impl ConnParams {
 
     /// The parts that identify the connection, without the password, for the
     /// token's `sub` fingerprint.
-    pub fn identity_parts(&self) -> [Vec<u8>; 5] {
+    pub(crate) fn identity_parts(&self) -> [Vec<u8>; 5] {
         [
             self.engine.as_str().as_bytes().to_vec(),
             self.host.to_ascii_lowercase().into_bytes(),
@@ -167,7 +167,7 @@ impl ConnParams {
     }
 
     /// `host` as shown to clients: `null` for SQLite.
-    pub fn public_host(&self) -> Option<&str> {
+    pub(crate) fn public_host(&self) -> Option<&str> {
         match self.engine {
             Engine::Sqlite => None,
             Engine::Postgresql | Engine::Mysql => Some(&self.host),

@@ -122,7 +122,7 @@ const MYSQL_STATEMENTS: &[&str] = &[
 ];
 
 /// Checks `sql` for `engine`.
-pub fn check(engine: Engine, sql: &str) -> Result<(), SqlError> {
+pub(crate) fn check(engine: Engine, sql: &str) -> Result<(), SqlError> {
     if sql.contains('\0') {
         // A NUL ends the text for SQLite's parser while the rest is still there,
         // and is never valid SQL elsewhere.

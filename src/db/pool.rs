@@ -38,7 +38,7 @@ pub struct PoolEntry {
 /// Checks the host policy (resolving the name once), proves the credentials with
 /// one connection, and returns a pool that connects only to the checked
 /// addresses.
-pub async fn open(
+pub(crate) async fn open(
     params: &ConnParams,
     settings: &DbSettings,
     guard: &NetGuard,
@@ -75,7 +75,7 @@ pub async fn open(
 
 impl DbPool {
     /// The engine.
-    pub fn engine(&self) -> Engine {
+    pub(crate) fn engine(&self) -> Engine {
         match self {
             Self::Postgres(_) => Engine::Postgresql,
             Self::Mysql(_) => Engine::Mysql,
@@ -129,7 +129,7 @@ impl DbPool {
     }
 
     /// Connections open now, where the pool tells.
-    pub fn size(&self) -> Option<usize> {
+    pub(crate) fn size(&self) -> Option<usize> {
         match self {
             Self::Postgres(pool) => Some(pool.size()),
             Self::Mysql(_) | Self::Sqlite(_) => None,

@@ -21,7 +21,7 @@ type PoolKey = [u8; 32];
 
 /// The pool cache. Cloning shares it.
 #[derive(Clone)]
-pub struct PoolCache {
+pub(crate) struct PoolCache {
     cache: Cache<PoolKey, PoolEntry>,
     key: Arc<[u8; 32]>,
 }
@@ -36,7 +36,7 @@ impl std::fmt::Debug for PoolCache {
 
 impl PoolCache {
     /// At most `max_pools` pools, each closed after `idle` without use.
-    pub fn new(max_pools: u64, idle: Duration) -> Self {
+    pub(crate) fn new(max_pools: u64, idle: Duration) -> Self {
         let cache = Cache::builder()
             .max_capacity(max_pools)
             // LRU, not TinyLFU: a newly opened pool is in use right now and must
@@ -61,7 +61,7 @@ impl PoolCache {
     }
 
     /// The cache key of `params`: an HMAC of every parameter under a per-process key.
-    pub fn key(&self, params: &ConnParams) -> PoolKey {
+    pub(crate) fn key(&self, params: &ConnParams) -> PoolKey {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.key.as_slice())
             .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
         let parts = params.identity_parts();
@@ -77,7 +77,7 @@ impl PoolCache {
 
     /// The cached pool for `params`, or the result of `open`. Concurrent callers for
     /// the same key share one `open`. The flag tells whether `open` ran for this call.
-    pub async fn get_or_open(
+    pub(crate) async fn get_or_open(
         &self,
         params: &ConnParams,
         open: impl Future<Output = Result<PoolEntry, DbError>>,
@@ -94,12 +94,12 @@ impl PoolCache {
 
     /// Removes the pool for `params` (the eviction listener closes it); tells
     /// whether there was one.
-    pub async fn evict(&self, params: &ConnParams) -> bool {
+    pub(crate) async fn evict(&self, params: &ConnParams) -> bool {
         self.cache.remove(&self.key(params)).await.is_some()
     }
 
     /// Closes and forgets every pool (at shutdown).
-    pub async fn close_all(&self) {
+    pub(crate) async fn close_all(&self) {
         let entries: Vec<PoolEntry> = self.cache.iter().map(|(_, entry)| entry).collect();
         self.cache.invalidate_all();
         for entry in entries {
@@ -108,7 +108,7 @@ impl PoolCache {
     }
 
     /// Pools currently held.
-    pub async fn count(&self) -> u64 {
+    pub(crate) async fn count(&self) -> u64 {
         self.cache.run_pending_tasks().await;
         self.cache.entry_count()
     }

@@ -16,13 +16,13 @@ use tokio::sync::{mpsc, oneshot};
 use crate::db::sql_error::SqlError;
 
 /// Rows sent together, by their approximate JSON size.
-pub const BATCH_BYTES: usize = 64 * 1024;
+pub(crate) const BATCH_BYTES: usize = 64 * 1024;
 /// Rows sent together at most, whatever their size.
 const BATCH_ROWS: usize = 512;
 
 /// One result column.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Column {
+pub(crate) struct Column {
     /// As the engine names it (duplicates possible).
     pub name: String,
     /// The engine's type name, as clients see it.
@@ -31,7 +31,7 @@ pub struct Column {
 
 /// What follows the columns.
 #[derive(Debug)]
-pub enum RowEvent {
+pub(crate) enum RowEvent {
     /// Rows, each with one JSON value per column.
     Rows(Vec<Vec<Value>>),
     /// The statement finished; `truncated` when more rows existed than `maxRows`.
@@ -45,7 +45,7 @@ pub enum RowEvent {
 
 /// A running statement: its columns, and its rows as they come.
 #[derive(Debug)]
-pub struct Execution {
+pub(crate) struct Execution {
     /// Columns in order.
     pub columns: Vec<Column>,
     /// Rows, then exactly one `End` or `Failed`.
@@ -56,10 +56,10 @@ pub struct Execution {
 
 /// The client went away: stop reading and close the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HungUp;
+pub(crate) struct HungUp;
 
 /// The engine's end of an execution.
-pub struct RowSink {
+pub(crate) struct RowSink {
     header: Option<oneshot::Sender<Result<Execution, SqlError>>>,
     /// `None` once the sink was handed elsewhere with [`RowSink::take`].
     events: Option<mpsc::Sender<RowEvent>>,
@@ -71,7 +71,7 @@ pub struct RowSink {
 
 /// Creates a sink and the future that resolves to the execution once its columns
 /// are known (or to the error that came first).
-pub fn channel() -> (RowSink, oneshot::Receiver<Result<Execution, SqlError>>) {
+pub(crate) fn channel() -> (RowSink, oneshot::Receiver<Result<Execution, SqlError>>) {
     let (header, header_rx) = oneshot::channel();
     let (events, events_rx) = mpsc::channel(2);
     let sink = RowSink {
@@ -87,10 +87,10 @@ pub fn channel() -> (RowSink, oneshot::Receiver<Result<Execution, SqlError>>) {
 
 impl RowSink {
     /// Moves the sink out (to a blocking thread), leaving a spent one behind.
-    pub fn take(&mut self) -> RowSink {
+    pub(crate) fn take(&mut self) -> Self {
         std::mem::replace(
             self,
-            RowSink {
+            Self {
                 header: None,
                 events: None,
                 pending: None,
@@ -102,18 +102,12 @@ impl RowSink {
     }
 
     /// Marks the moment the statement is sent, for `elapsedMs`.
-    pub fn restart_clock(&mut self) {
+    pub(crate) fn restart_clock(&mut self) {
         self.started = Instant::now();
     }
 
-    /// Whether the columns have been announced (a failure is then a `Failed`
-    /// event rather than the request's error).
-    pub fn started(&self) -> bool {
-        self.header.is_none()
-    }
-
     /// Announces the columns; rows may follow.
-    pub fn columns(&mut self, columns: Vec<Column>) -> Result<(), HungUp> {
+    pub(crate) fn columns(&mut self, columns: Vec<Column>) -> Result<(), HungUp> {
         let header = self.header.take().ok_or(HungUp)?;
         let events = self.pending.take().ok_or(HungUp)?;
         header
@@ -126,7 +120,7 @@ impl RowSink {
     }
 
     /// Adds a row; sends the batch when it is full.
-    pub async fn row(&mut self, row: Vec<Value>) -> Result<(), HungUp> {
+    pub(crate) async fn row(&mut self, row: Vec<Value>) -> Result<(), HungUp> {
         self.batch_bytes += row.iter().map(json_size).sum::<usize>();
         self.batch.push(row);
         if self.batch_bytes >= BATCH_BYTES || self.batch.len() >= BATCH_ROWS {
@@ -145,18 +139,9 @@ impl RowSink {
         events.send(RowEvent::Rows(rows)).await.map_err(|_| HungUp)
     }
 
-    /// Whether the reader went away.
-    pub fn is_closed(&self) -> bool {
-        match (&self.header, &self.events) {
-            (Some(header), _) => header.is_closed(),
-            (None, Some(events)) => events.is_closed(),
-            (None, None) => true,
-        }
-    }
-
     /// Ends the execution: with the columns unknown, an error answers the request
     /// itself; otherwise the remaining rows and the end are sent.
-    pub async fn finish(mut self, outcome: Result<bool, SqlError>) {
+    pub(crate) async fn finish(mut self, outcome: Result<bool, SqlError>) {
         if let Some(header) = self.header.take() {
             let answer = match outcome {
                 Err(error) => Err(error),
@@ -193,7 +178,7 @@ impl RowSink {
 }
 
 /// About the size of a value's JSON text, without writing it.
-pub fn json_size(value: &Value) -> usize {
+pub(crate) fn json_size(value: &Value) -> usize {
     match value {
         Value::Null | Value::Bool(_) => 5,
         Value::Number(_) => 20,
@@ -210,7 +195,10 @@ pub fn json_size(value: &Value) -> usize {
 
 /// Reads a whole execution into memory (for `generate-sql`, the demo, and
 /// `validate`-style callers), within `max_bytes` of rows.
-pub async fn collect(mut execution: Execution, max_bytes: usize) -> Result<Collected, SqlError> {
+pub(crate) async fn collect(
+    mut execution: Execution,
+    max_bytes: usize,
+) -> Result<Collected, SqlError> {
     let mut rows = Vec::new();
     let mut bytes = 0;
     loop {
@@ -250,7 +238,7 @@ pub async fn collect(mut execution: Execution, max_bytes: usize) -> Result<Colle
 
 /// A whole result in memory.
 #[derive(Debug, Clone)]
-pub struct Collected {
+pub(crate) struct Collected {
     /// Columns in order.
     pub columns: Vec<Column>,
     /// Rows.

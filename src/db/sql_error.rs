@@ -58,20 +58,28 @@ impl From<EngineError> for SqlError {
 
 impl SqlError {
     /// A refusal decided by querygate itself (no engine code).
-    pub fn refused(code: ErrorCode, message: impl Into<String>) -> Self {
+    pub(crate) fn refused(code: ErrorCode, message: impl Into<String>) -> Self {
         EngineError::new(code, message).into()
     }
 
     /// The statement was cancelled at its time limit.
-    pub fn timeout() -> Self {
+    pub(crate) fn timeout() -> Self {
         Self::refused(
             ErrorCode::SqlTimeout,
             "the statement was cancelled at its time limit",
         )
     }
 
+    /// The plan of a statement that was only to be checked modifies data.
+    pub(crate) fn plan_writes() -> Self {
+        Self::refused(
+            ErrorCode::SqlReadOnlyViolation,
+            "the statement's plan modifies data",
+        )
+    }
+
     /// A row larger than `MAX_ROW_BYTES` came from the database; it was not read.
-    pub fn row_too_large(limit: usize) -> Self {
+    pub(crate) fn row_too_large(limit: usize) -> Self {
         Self::refused(
             ErrorCode::SqlError,
             format!(
@@ -82,7 +90,7 @@ impl SqlError {
     }
 
     /// The design's code of this failure.
-    pub fn code(&self) -> ErrorCode {
+    pub(crate) fn code(&self) -> ErrorCode {
         match self {
             Self::Connection(error) => AppError::from(error.clone()).code,
             Self::Statement(error) => error.code,
@@ -117,7 +125,7 @@ impl From<SqlError> for AppError {
                 if let Some(position) = position {
                     details.insert("position".into(), json!(position));
                 }
-                AppError::new(code, format!("{}: {message}", lead(code)))
+                Self::new(code, format!("{}: {message}", lead(code)))
                     .with_details(Value::Object(details))
             }
         }

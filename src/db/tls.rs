@@ -50,16 +50,22 @@ fn build() -> Option<Configs> {
             })
             .ok()
     };
+    let relaxed = |relax| {
+        Arc::new(Relaxed {
+            webpki: Arc::clone(&webpki),
+            relax,
+        })
+    };
     Some(Configs {
         verify_full: config(webpki.clone())?,
-        verify_ca: config(Arc::new(ChainOnly(webpki.clone())))?,
-        encrypt_only: config(Arc::new(EncryptOnly(webpki)))?,
+        verify_ca: config(relaxed(Relax::AnyName))?,
+        encrypt_only: config(relaxed(Relax::AnyCertificate))?,
     })
 }
 
 /// The configuration for `mode`, or `None` for `disable` (or when the TLS library
 /// could not be set up, which the caller reports as a TLS failure).
-pub fn client_config(mode: SslMode) -> Option<Arc<ClientConfig>> {
+pub(crate) fn client_config(mode: SslMode) -> Option<Arc<ClientConfig>> {
     let configs = CONFIGS.as_ref()?;
     match mode {
         SslMode::Disable => None,
@@ -70,15 +76,29 @@ pub fn client_config(mode: SslMode) -> Option<Arc<ClientConfig>> {
 }
 
 /// The name to present (SNI) and verify: the host as the client gave it.
-pub fn server_name(host: &str) -> Option<ServerName<'static>> {
+pub(crate) fn server_name(host: &str) -> Option<ServerName<'static>> {
     ServerName::try_from(host.to_owned()).ok()
 }
 
-/// `verify-ca`: a trusted chain, whatever name the certificate carries.
-#[derive(Debug)]
-struct ChainOnly(Arc<WebPkiServerVerifier>);
+/// What a relaxed mode asks of the server's certificate. Either way the
+/// handshake's signatures are checked, so the session keys belong to whoever
+/// holds the certificate's key.
+#[derive(Debug, Clone, Copy)]
+enum Relax {
+    /// `verify-ca`: a trusted chain, whatever name the certificate carries.
+    AnyName,
+    /// `require`/`prefer`: any certificate at all.
+    AnyCertificate,
+}
 
-impl ServerCertVerifier for ChainOnly {
+/// The WebPKI verifier with one of its checks relaxed.
+#[derive(Debug)]
+struct Relaxed {
+    webpki: Arc<WebPkiServerVerifier>,
+    relax: Relax,
+}
+
+impl ServerCertVerifier for Relaxed {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -87,15 +107,21 @@ impl ServerCertVerifier for ChainOnly {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
-            Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::NotValidForName
-                | rustls::CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
-            other => other,
+        match self.relax {
+            Relax::AnyCertificate => Ok(ServerCertVerified::assertion()),
+            Relax::AnyName => match self.webpki.verify_server_cert(
+                end_entity,
+                intermediates,
+                server_name,
+                ocsp,
+                now,
+            ) {
+                Err(rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::NotValidForName
+                    | rustls::CertificateError::NotValidForNameContext { .. },
+                )) => Ok(ServerCertVerified::assertion()),
+                other => other,
+            },
         }
     }
 
@@ -105,7 +131,7 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        self.webpki.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -114,50 +140,10 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        self.webpki.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
-    }
-}
-
-/// `require`/`prefer`: any certificate; the handshake's signatures are still
-/// checked, so the session keys belong to whoever holds the certificate's key.
-#[derive(Debug)]
-struct EncryptOnly(Arc<WebPkiServerVerifier>);
-
-impl ServerCertVerifier for EncryptOnly {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
+        self.webpki.supported_verify_schemes()
     }
 }

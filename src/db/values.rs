@@ -15,13 +15,13 @@ use serde_json::{Value, json};
 
 /// How to render values.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Render {
+pub(crate) struct Render {
     /// 64-bit integers as strings.
     pub bigint_as_string: bool,
 }
 
 /// A float as JSON: numbers, and `"NaN"`, `"Infinity"`, `"-Infinity"` as strings.
-pub fn float(value: f64) -> Value {
+pub(crate) fn float(value: f64) -> Value {
     if value.is_nan() {
         json!("NaN")
     } else if value.is_infinite() {
@@ -32,7 +32,7 @@ pub fn float(value: f64) -> Value {
 }
 
 /// A signed 64-bit integer, as a string when the client asks.
-pub fn int64(value: i64, render: Render) -> Value {
+pub(crate) fn int64(value: i64, render: Render) -> Value {
     if render.bigint_as_string {
         json!(value.to_string())
     } else {
@@ -41,7 +41,7 @@ pub fn int64(value: i64, render: Render) -> Value {
 }
 
 /// An unsigned 64-bit integer, as a string when the client asks.
-pub fn uint64(value: u64, render: Render) -> Value {
+pub(crate) fn uint64(value: u64, render: Render) -> Value {
     if render.bigint_as_string {
         json!(value.to_string())
     } else {
@@ -50,32 +50,32 @@ pub fn uint64(value: u64, render: Render) -> Value {
 }
 
 /// `YYYY-MM-DD`.
-pub fn date(value: NaiveDate) -> Value {
+pub(crate) fn date(value: NaiveDate) -> Value {
     json!(value.format("%Y-%m-%d").to_string())
 }
 
 /// `HH:MM:SS` with the fraction when there is one.
-pub fn time(value: NaiveTime) -> Value {
+pub(crate) fn time(value: NaiveTime) -> Value {
     json!(value.format("%H:%M:%S%.f").to_string())
 }
 
 /// A timestamp without time zone: ISO 8601 without an offset.
-pub fn local_timestamp(value: NaiveDateTime) -> Value {
+pub(crate) fn local_timestamp(value: NaiveDateTime) -> Value {
     json!(value.format("%Y-%m-%dT%H:%M:%S%.f").to_string())
 }
 
 /// A point in time: RFC 3339 in UTC.
-pub fn utc_timestamp(value: DateTime<Utc>) -> Value {
+pub(crate) fn utc_timestamp(value: DateTime<Utc>) -> Value {
     json!(value.to_rfc3339_opts(SecondsFormat::AutoSi, true))
 }
 
 /// Binary data as standard base64.
-pub fn bytes(value: &[u8]) -> Value {
+pub(crate) fn bytes(value: &[u8]) -> Value {
     json!(STANDARD.encode(value))
 }
 
 /// Text when the raw value is UTF-8, base64 otherwise.
-pub fn text_or_base64(raw: &[u8]) -> Value {
+pub(crate) fn text_or_base64(raw: &[u8]) -> Value {
     match std::str::from_utf8(raw) {
         Ok(text) => json!(text),
         Err(_) => bytes(raw),
@@ -84,7 +84,7 @@ pub fn text_or_base64(raw: &[u8]) -> Value {
 
 /// The engine type name as clients see it: built-in upper-case names in lower case,
 /// user-defined names (enums, domains) as they are.
-pub fn display_type(name: &str) -> String {
+pub(crate) fn display_type(name: &str) -> String {
     if name.bytes().any(|b| b.is_ascii_lowercase()) {
         name.to_owned()
     } else {

@@ -4,8 +4,8 @@
 //! timeout, the cap on requests in flight ([`overload`]), and rate limiting
 //! ([`rate_limit`]).
 
-pub mod overload;
-pub mod rate_limit;
+pub(crate) mod overload;
+pub(crate) mod rate_limit;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,10 +29,10 @@ use crate::state::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The instance that answered, on every response.
-pub const SERVED_BY: HeaderName = HeaderName::from_static("x-served-by");
+pub(crate) const SERVED_BY: HeaderName = HeaderName::from_static("x-served-by");
 
 /// Wraps `routes` in every layer.
-pub fn wrap(routes: Router<AppState>, state: &AppState) -> Router<AppState> {
+pub(crate) fn wrap(routes: Router<AppState>, state: &AppState) -> Router<AppState> {
     let config = &state.config;
     let routes = match rate_limit::Limiter::new(config, state.shared.clone()) {
         Some(limiter) => routes.layer(axum::middleware::from_fn_with_state(
@@ -125,7 +125,7 @@ impl ResponseHeaders {
 }
 
 /// The Content-Security-Policy of every answer that is not a page.
-pub const JSON_CSP: &str =
+pub(crate) const JSON_CSP: &str =
     "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
 /// One span per request: method, matched route (never the query) and request id.

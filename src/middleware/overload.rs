@@ -22,7 +22,11 @@ use crate::error::{AppError, ErrorCode};
 const ALWAYS_SERVED: [&str; 3] = ["/api/health", "/health", "/api/ready"];
 
 /// The middleware: `State` is the semaphore of free places.
-pub async fn cap(State(places): State<Arc<Semaphore>>, request: Request, next: Next) -> Response {
+pub(crate) async fn cap(
+    State(places): State<Arc<Semaphore>>,
+    request: Request,
+    next: Next,
+) -> Response {
     if ALWAYS_SERVED.contains(&request.uri().path()) {
         return next.run(request).await;
     }

@@ -22,7 +22,7 @@ use crate::shared::Shared;
 /// Per-client-address rate limiting (GCRA from `governor`): a client may spend
 /// `RATE_LIMIT_MAX_REQUESTS` at once and regains one every
 /// `RATE_LIMIT_WINDOW_MS / RATE_LIMIT_MAX_REQUESTS`.
-pub struct Limiter {
+pub(crate) struct Limiter {
     limiter: DefaultKeyedRateLimiter<IpAddr>,
     trust_proxy: bool,
     checks: AtomicU64,
@@ -31,7 +31,7 @@ pub struct Limiter {
 
 impl Limiter {
     /// The limiter the configuration asks for; `None` when limiting is off.
-    pub fn new(config: &Config, shared: Option<Arc<Shared>>) -> Option<Self> {
+    pub(crate) fn new(config: &Config, shared: Option<Arc<Shared>>) -> Option<Self> {
         let burst = NonZeroU32::new(config.rate_limit_max_requests)?;
         let period = Duration::from_millis(config.rate_limit_window_ms) / burst.get();
         let quota = Quota::with_period(period.max(Duration::from_micros(1)))?.allow_burst(burst);
@@ -81,7 +81,7 @@ impl Limiter {
 }
 
 /// The middleware.
-pub async fn rate_limit(
+pub(crate) async fn rate_limit(
     State(limiter): State<Arc<Limiter>>,
     request: Request,
     next: Next,

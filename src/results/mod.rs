@@ -10,7 +10,7 @@
 //! silently short result. A streamed CSV also carries `x-row-count` and
 //! `x-truncated` as trailers.
 
-pub mod schema;
+pub(crate) mod schema;
 mod writers;
 
 use std::convert::Infallible;
@@ -25,13 +25,13 @@ use serde::Serialize;
 use serde_json::Value;
 
 use writers::{Ending, RowObject, Writer};
-pub use writers::{Format, Layout};
+pub(crate) use writers::{Format, Layout};
 
 use crate::db::rows::{Collected, Column, Execution, RowEvent};
 use crate::error::AppError;
 
 /// What is held back before an answer is committed to streaming.
-pub const BUFFER_BYTES: usize = 256 * 1024;
+pub(crate) const BUFFER_BYTES: usize = 256 * 1024;
 
 /// The time an answer was finished, as written in `executedAt`.
 fn now() -> String {
@@ -39,7 +39,7 @@ fn now() -> String {
 }
 
 /// A duration in milliseconds, to a tenth of a millisecond.
-pub fn elapsed_ms(elapsed: std::time::Duration) -> f64 {
+pub(crate) fn elapsed_ms(elapsed: std::time::Duration) -> f64 {
     (elapsed.as_secs_f64() * 10_000.0).round() / 10.0
 }
 
@@ -126,7 +126,7 @@ impl Progress {
 }
 
 /// The answer for `execution` in `format`, within `max_bytes` of rows.
-pub async fn respond(execution: Execution, format: Format, max_bytes: usize) -> Response {
+pub(crate) async fn respond(execution: Execution, format: Format, max_bytes: usize) -> Response {
     let writer = Writer::new(format, execution.columns.clone());
     let mut progress = Progress {
         writer,
@@ -225,7 +225,7 @@ fn data(bytes: Vec<u8>) -> FrameResult {
 /// a result into memory): the same fields, in the same order, as [`respond`].
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ExecuteAnswer {
+pub(crate) struct ExecuteAnswer {
     /// Always true.
     pub success: bool,
     /// Column names in order.
@@ -246,7 +246,7 @@ pub struct ExecuteAnswer {
 
 /// One result column's name and type.
 #[derive(Debug, Clone, Serialize)]
-pub struct ColumnTypeAnswer {
+pub(crate) struct ColumnTypeAnswer {
     /// The column's name.
     pub name: String,
     /// The engine's type name.
@@ -256,7 +256,7 @@ pub struct ColumnTypeAnswer {
 
 /// Rows as objects keyed by column name.
 #[derive(Debug, Default)]
-pub struct RowsAnswer {
+pub(crate) struct RowsAnswer {
     keys: Vec<(String, usize)>,
     rows: Vec<Vec<Value>>,
 }
@@ -272,7 +272,7 @@ impl Serialize for RowsAnswer {
 
 impl ExecuteAnswer {
     /// The answer for a result read into memory.
-    pub fn new(collected: Collected) -> Self {
+    pub(crate) fn new(collected: Collected) -> Self {
         let columns = writers::Columns::new(collected.columns);
         Self {
             success: true,

@@ -22,7 +22,7 @@ struct SchemaAnswer<'a> {
 
 /// `Cache-Control: no-cache` (or `max-age=0`) asks for the catalog as it is now,
 /// bypassing the server's short-lived schema cache.
-pub fn wants_fresh(headers: &HeaderMap) -> bool {
+pub(crate) fn wants_fresh(headers: &HeaderMap) -> bool {
     headers
         .get_all(header::CACHE_CONTROL)
         .iter()
@@ -31,7 +31,7 @@ pub fn wants_fresh(headers: &HeaderMap) -> bool {
 }
 
 /// The schema answer with its ETag, or `304` when `If-None-Match` holds it.
-pub fn schema_response(
+pub(crate) fn schema_response(
     headers: &HeaderMap,
     params: &ConnParams,
     tables: &[Table],

@@ -12,7 +12,7 @@ use crate::error::AppError;
 
 /// How rows are laid out in a JSON answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Layout {
+pub(crate) enum Layout {
     /// `data`: one object per row, keyed by column name.
     Objects,
     /// `rows`: one array per row (duplicate column names survive).
@@ -21,7 +21,7 @@ pub enum Layout {
 
 /// The media type of an answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     /// `application/json`.
     Json(Layout),
     /// `text/csv`: a header line, then one line per row.
@@ -33,7 +33,7 @@ pub enum Format {
 impl Format {
     /// The format an `Accept` header asks for (CSV and NDJSON by name; anything
     /// else is JSON).
-    pub fn from_accept(accept: Option<&str>, layout: Layout) -> Self {
+    pub(crate) fn from_accept(accept: Option<&str>, layout: Layout) -> Self {
         let accept = accept.unwrap_or_default().to_ascii_lowercase();
         if accept.contains("application/x-ndjson") || accept.contains("application/ndjson") {
             Self::Ndjson
@@ -45,7 +45,7 @@ impl Format {
     }
 
     /// The `Content-Type` of the answer.
-    pub fn content_type(self) -> &'static str {
+    pub(crate) fn content_type(self) -> &'static str {
         match self {
             Self::Json(_) => "application/json",
             Self::Csv => "text/csv; charset=utf-8",
@@ -55,7 +55,7 @@ impl Format {
 }
 
 /// How a result ended, written in its closing part.
-pub struct Ending<'a> {
+pub(super) struct Ending<'a> {
     pub row_count: usize,
     pub truncated: bool,
     pub executed_at: &'a str,
@@ -67,18 +67,18 @@ pub struct Ending<'a> {
 /// The columns, with each distinct name's last position for object rows (a
 /// repeated name keeps its first place and its last value, as a JSON object
 /// built column by column would).
-pub struct Columns {
+pub(super) struct Columns {
     pub columns: Vec<Column>,
     object_keys: Vec<(String, usize)>,
 }
 
 impl Columns {
     /// Each distinct name and the position of its last column.
-    pub fn object_keys(&self) -> &[(String, usize)] {
+    pub(super) fn object_keys(&self) -> &[(String, usize)] {
         &self.object_keys
     }
 
-    pub fn new(columns: Vec<Column>) -> Self {
+    pub(super) fn new(columns: Vec<Column>) -> Self {
         let mut object_keys: Vec<(String, usize)> = Vec::new();
         for (index, column) in columns.iter().enumerate() {
             match object_keys
@@ -97,7 +97,7 @@ impl Columns {
 }
 
 /// One row as a JSON object.
-pub struct RowObject<'a> {
+pub(super) struct RowObject<'a> {
     pub keys: &'a [(String, usize)],
     pub values: &'a [Value],
 }
@@ -120,7 +120,7 @@ struct ColumnType<'a> {
 }
 
 /// Writes one format.
-pub struct Writer {
+pub(super) struct Writer {
     format: Format,
     columns: Columns,
     rows: usize,
@@ -132,7 +132,7 @@ fn json_into(out: &mut Vec<u8>, value: &impl Serialize) {
 }
 
 impl Writer {
-    pub fn new(format: Format, columns: Vec<Column>) -> Self {
+    pub(super) fn new(format: Format, columns: Vec<Column>) -> Self {
         Self {
             format,
             columns: Columns::new(columns),
@@ -160,7 +160,7 @@ impl Writer {
     }
 
     /// The opening: JSON up to the first row, CSV's header line, NDJSON's columns.
-    pub fn head(&self, out: &mut Vec<u8>) {
+    pub(super) fn head(&self, out: &mut Vec<u8>) {
         match self.format {
             Format::Json(layout) => {
                 out.extend_from_slice(br#"{"success":true,"columns":"#);
@@ -184,7 +184,7 @@ impl Writer {
     }
 
     /// One row.
-    pub fn row(&mut self, values: &[Value], out: &mut Vec<u8>) {
+    pub(super) fn row(&mut self, values: &[Value], out: &mut Vec<u8>) {
         match self.format {
             Format::Json(layout) => {
                 if self.rows > 0 {
@@ -213,17 +213,17 @@ impl Writer {
     /// The closing part: for JSON the counts and times (and `error` when a failure
     /// cut the result short); for NDJSON the same as a last line; for CSV a last
     /// record `#querygate-error,<code>,<message>` when it failed.
-    pub fn tail(&self, ending: &Ending<'_>, out: &mut Vec<u8>) {
+    pub(super) fn tail(&self, ending: &Ending<'_>, out: &mut Vec<u8>) {
         match self.format {
             Format::Json(_) => {
                 out.push(b']');
                 out.extend_from_slice(br#","rowCount":"#);
-                self.ending_fields(ending, out);
+                Self::ending_fields(ending, out);
                 out.push(b'}');
             }
             Format::Ndjson => {
                 out.extend_from_slice(br#"{"rowCount":"#);
-                self.ending_fields(ending, out);
+                Self::ending_fields(ending, out);
                 out.extend_from_slice(b"}\n");
             }
             Format::Csv => {
@@ -242,7 +242,7 @@ impl Writer {
         }
     }
 
-    fn ending_fields(&self, ending: &Ending<'_>, out: &mut Vec<u8>) {
+    fn ending_fields(ending: &Ending<'_>, out: &mut Vec<u8>) {
         json_into(out, &ending.row_count);
         out.extend_from_slice(br#","truncated":"#);
         json_into(out, &ending.truncated);

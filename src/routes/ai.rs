@@ -16,14 +16,14 @@ use crate::state::AppState;
 use crate::token::extract::MaybeBearer;
 
 /// The routes of this area.
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new().route("/api/generate-sql", post(generate_sql))
 }
 
 /// Body of `POST /api/generate-sql`, with the replaced app's field names.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct GenerateBody {
+pub(crate) struct GenerateBody {
     user_query: Option<String>,
     db_type: Option<String>,
     schema: Option<String>,
@@ -34,7 +34,7 @@ pub struct GenerateBody {
 /// The answer of `generate-sql`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct GenerateAnswer {
+pub(crate) struct GenerateAnswer {
     success: bool,
     sql: String,
     original_query: String,

@@ -15,12 +15,12 @@ const SCRIPT: &str = include_str!("../../web/console.js");
 const STYLE: &str = include_str!("../../web/console.css");
 
 /// The page's policy: see the module documentation.
-pub const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+pub(crate) const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
      img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; \
      frame-ancestors 'none'";
 
 /// `GET /`, `/console.js` and `/console.css`.
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route(
             "/",

@@ -18,7 +18,7 @@ use crate::results::{ExecuteAnswer, RowsAnswer};
 use crate::state::AppState;
 
 /// The routes of this area.
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/api/demo/schema", get(demo_schema))
         .route("/api/demo/query", post(demo_query))
@@ -36,14 +36,14 @@ async fn demo_schema(State(state): State<AppState>, headers: HeaderMap) -> AppRe
 
 /// Body of `POST /api/demo/query`.
 #[derive(Debug, Deserialize)]
-pub struct DemoQuery {
+pub(crate) struct DemoQuery {
     query: Option<String>,
 }
 
 /// The answer of `POST /api/demo/query`, in the replaced app's shape.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct DemoAnswer {
+pub(crate) struct DemoAnswer {
     success: bool,
     sql: String,
     original_query: String,

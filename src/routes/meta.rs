@@ -13,10 +13,10 @@ use crate::error::{AppError, AppResult, ErrorCode};
 use crate::state::AppState;
 
 /// The OpenAPI document served at `/openapi.yaml`.
-pub const OPENAPI_YAML: &str = include_str!("../../openapi.yaml");
+pub(crate) const OPENAPI_YAML: &str = include_str!("../../openapi.yaml");
 
 /// `/api/health`, `/health`, `/openapi.yaml`, `/.well-known/jwks.json`.
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/api/health", get(health))
         .route("/health", get(health))
@@ -27,7 +27,7 @@ pub fn router() -> Router<AppState> {
 
 /// The answer of the health and readiness checks.
 #[derive(Debug, Serialize)]
-pub struct HealthAnswer {
+pub(crate) struct HealthAnswer {
     status: &'static str,
     version: &'static str,
 }

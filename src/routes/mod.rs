@@ -1,12 +1,12 @@
 //! The HTTP routes, one module per area, each exporting `router()`.
 
-pub mod ai;
-pub mod console;
-pub mod database;
-pub mod demo;
-pub mod meta;
-pub mod query;
-pub mod schema;
+pub(crate) mod ai;
+pub(crate) mod console;
+pub(crate) mod database;
+pub(crate) mod demo;
+pub(crate) mod meta;
+pub(crate) mod query;
+pub(crate) mod schema;
 
 use axum::Router;
 use axum::http::{StatusCode, Uri};
@@ -15,7 +15,7 @@ use crate::error::{AppError, ErrorCode};
 use crate::state::AppState;
 
 /// Every route of the API, with JSON answers for unknown paths and methods.
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .merge(console::router())
         .merge(meta::router())

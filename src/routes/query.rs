@@ -17,14 +17,14 @@ use crate::state::AppState;
 use crate::token::extract::Bearer;
 
 /// The routes of this area.
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new().route("/api/database/execute", post(execute))
 }
 
 /// Body of `POST /api/database/execute`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ExecuteBody {
+pub(crate) struct ExecuteBody {
     sql: Option<String>,
     #[serde(default)]
     params: Vec<Value>,
@@ -37,7 +37,7 @@ pub struct ExecuteBody {
 impl ExecuteBody {
     /// Checks the fields; `maxRows` and `timeoutMs` above the server maximum are
     /// lowered to it.
-    pub fn into_request(self, limits: &ExecLimits) -> Result<ExecRequest, AppError> {
+    pub(crate) fn into_request(self, limits: &ExecLimits) -> Result<ExecRequest, AppError> {
         let sql = self
             .sql
             .filter(|s| !s.trim().is_empty())
@@ -66,7 +66,7 @@ impl ExecuteBody {
 
 /// `?format=` of execute.
 #[derive(Debug, Deserialize)]
-pub struct FormatQuery {
+pub(crate) struct FormatQuery {
     format: Option<String>,
 }
 

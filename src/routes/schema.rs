@@ -14,13 +14,13 @@ use crate::state::AppState;
 use crate::token::extract::Bearer;
 
 /// The routes of this area.
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new().route("/api/database/schema", get(schema))
 }
 
 /// `?schema=` filter.
 #[derive(Debug, Deserialize)]
-pub struct SchemaQuery {
+pub(crate) struct SchemaQuery {
     schema: Option<String>,
 }
 

@@ -30,7 +30,7 @@ return 0
 /// The shared form of `RATE_LIMIT_*`: `burst` requests at once, one more every
 /// `interval`.
 #[derive(Debug)]
-pub struct SharedLimit {
+pub(crate) struct SharedLimit {
     script: redis::Script,
     interval_us: u64,
     burst: u32,
@@ -39,7 +39,7 @@ pub struct SharedLimit {
 
 impl SharedLimit {
     /// A limit of `burst` requests regained evenly over `window`.
-    pub fn new(burst: u32, window: Duration) -> Self {
+    pub(crate) fn new(burst: u32, window: Duration) -> Self {
         let interval = window / burst.max(1);
         Self {
             script: redis::Script::new(GCRA),
@@ -54,7 +54,7 @@ impl SharedLimit {
     /// Spends one request of `client`: `Ok(None)` when allowed, `Ok(Some(wait))`
     /// when not; `Err` when Redis did not answer (logged here, once a minute), so
     /// that the caller falls back to its own limiter.
-    pub async fn check(
+    pub(crate) async fn check(
         &self,
         shared: &Shared,
         client: IpAddr,

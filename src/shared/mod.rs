@@ -6,8 +6,8 @@
 //! Every call is bounded by `REDIS_TIMEOUT_MS`; the connection manager reconnects
 //! by itself, and a failure is logged at most once a minute per kind of use.
 
-pub mod limit;
-pub mod revocation;
+pub(crate) mod limit;
+pub(crate) mod revocation;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
@@ -84,7 +84,7 @@ impl Shared {
     }
 
     /// Refuses a token of a revoked chain (see [`revocation`]).
-    pub async fn check_revoked(&self, chain: &Chain) -> Result<(), AppError> {
+    pub(crate) async fn check_revoked(&self, chain: &Chain) -> Result<(), AppError> {
         self.revocations.check(self, chain).await
     }
 
@@ -96,7 +96,7 @@ impl Shared {
     /// Spends one request of `client` from the shared limit: `Some(wait)` when
     /// refused, `None` when allowed; `Err` when there is no shared limit or Redis
     /// did not answer, so that the caller counts on its own.
-    pub async fn spend(&self, client: IpAddr) -> Result<Option<Duration>, Unreachable> {
+    pub(crate) async fn spend(&self, client: IpAddr) -> Result<Option<Duration>, Unreachable> {
         match &self.limit {
             Some(limit) => limit.check(self, client).await,
             None => Err(Unreachable("no shared limit".to_owned())),

@@ -18,7 +18,7 @@ use crate::token::Chain;
 
 /// Revocations of token chains.
 #[derive(Debug)]
-pub struct Revocations {
+pub(crate) struct Revocations {
     /// Chain id → revoked, as Redis last said.
     known: Option<moka::sync::Cache<String, bool>>,
     fail_mode: FailMode,
@@ -27,7 +27,7 @@ pub struct Revocations {
 
 impl Revocations {
     /// Revocations remembered for `cache` (zero: not at all), failing as `fail_mode`.
-    pub fn new(cache: Duration, fail_mode: FailMode) -> Self {
+    pub(crate) fn new(cache: Duration, fail_mode: FailMode) -> Self {
         let known = (!cache.is_zero()).then(|| {
             moka::sync::Cache::builder()
                 .max_capacity(100_000)
@@ -43,7 +43,7 @@ impl Revocations {
 
     /// Refuses a token of a revoked chain with `token_revoked`; when Redis cannot
     /// answer, serves or refuses as the fail mode says.
-    pub async fn check(&self, shared: &Shared, chain: &Chain) -> Result<(), AppError> {
+    pub(crate) async fn check(&self, shared: &Shared, chain: &Chain) -> Result<(), AppError> {
         let revoked = match self.known.as_ref().and_then(|known| known.get(&chain.id)) {
             Some(revoked) => revoked,
             None => match self.ask(shared, chain).await {
@@ -90,7 +90,12 @@ impl Revocations {
     }
 
     /// Revokes `chain` until `until` (Unix seconds, its last possible expiry).
-    pub async fn revoke(&self, shared: &Shared, chain: &Chain, until: i64) -> Result<(), AppError> {
+    pub(crate) async fn revoke(
+        &self,
+        shared: &Shared,
+        chain: &Chain,
+        until: i64,
+    ) -> Result<(), AppError> {
         let now = chrono::Utc::now().timestamp();
         let ttl_ms = until.saturating_sub(now).max(1).saturating_mul(1000);
         let key = shared.key("revoked", &chain.id);

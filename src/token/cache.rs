@@ -29,7 +29,7 @@ struct Entry {
 
 /// The cache, keyed by the token's signature (short, and unique per token).
 #[derive(Debug, Clone)]
-pub struct VerifiedTokens {
+pub(crate) struct VerifiedTokens {
     cache: moka::sync::Cache<Box<str>, Arc<Entry>>,
 }
 
@@ -51,14 +51,14 @@ fn signature(token: &str) -> Option<&str> {
 
 impl VerifiedTokens {
     /// What verifying `token` gave, if the very same token was verified before.
-    pub fn get(&self, token: &str) -> Option<Arc<Verified>> {
+    pub(crate) fn get(&self, token: &str) -> Option<Arc<Verified>> {
         let entry = self.cache.get(signature(token)?)?;
         constant_time_eq(entry.token.expose().as_bytes(), token.as_bytes())
             .then(|| Arc::clone(&entry.verified))
     }
 
     /// Remembers a token that passed every check.
-    pub fn insert(&self, token: &str, verified: Arc<Verified>) {
+    pub(crate) fn insert(&self, token: &str, verified: Arc<Verified>) {
         if let Some(signature) = signature(token) {
             let entry = Entry {
                 token: Secret::new(token),

@@ -18,11 +18,11 @@ use crate::token::{TokenError, Verified};
 
 /// A request's verified token.
 #[derive(Debug)]
-pub struct Bearer(pub Arc<Verified>);
+pub(crate) struct Bearer(pub Arc<Verified>);
 
 /// A request's verified token, if it sent one.
 #[derive(Debug)]
-pub struct MaybeBearer(pub Option<Arc<Verified>>);
+pub(crate) struct MaybeBearer(pub Option<Arc<Verified>>);
 
 /// The raw token of the `Authorization: Bearer …` header, if there is one.
 ///

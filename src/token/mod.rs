@@ -10,23 +10,25 @@
 //! `token_invalid` or `token_expired`.
 
 pub(crate) mod cache;
-pub mod extract;
+mod claims;
+mod error;
+pub(crate) mod extract;
 pub mod keys;
-pub mod seal;
+pub(crate) mod seal;
 
 use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, Header, Validation, errors::ErrorKind};
-use serde::{Deserialize, Serialize};
 
 use crate::db::params::ConnParams;
-use crate::error::{AppError, ErrorCode};
+pub use claims::{Chain, Claims, Issued, Verified};
+pub use error::TokenError;
 pub use keys::{KeyRing, KeySource, KeyVersion};
 
 /// Tokens longer than this are refused before any parsing.
-pub const MAX_TOKEN_BYTES: usize = 8192;
+pub(crate) const MAX_TOKEN_BYTES: usize = 8192;
 
 /// The HMAC variants a deployment may choose (`TOKEN_ALGORITHM`); HS256 by default.
 /// Only one is accepted at a time, and never another family or `none`.
@@ -46,145 +48,13 @@ pub enum TokenAlgorithm {
 
 impl TokenAlgorithm {
     /// The JOSE algorithm.
-    pub fn jose(self) -> Algorithm {
+    pub(crate) fn jose(self) -> Algorithm {
         match self {
             Self::Hs256 => Algorithm::HS256,
             Self::Hs384 => Algorithm::HS384,
             Self::Hs512 => Algorithm::HS512,
         }
     }
-}
-
-/// Why a token was refused. Logged at debug level; never shown to clients.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TokenError {
-    /// No bearer token in the request.
-    #[error("no bearer token")]
-    Missing,
-    /// Longer than [`MAX_TOKEN_BYTES`].
-    #[error("token exceeds the size cap")]
-    TooLarge,
-    /// The `Authorization` header is not `Bearer <token>`, or the token's header
-    /// is not a JWT header.
-    #[error("malformed header")]
-    MalformedHeader,
-    /// The header names another algorithm.
-    #[error("algorithm not accepted")]
-    WrongAlgorithm,
-    /// The header's `kid` is unknown (never issued, or rotated out).
-    #[error("unknown key id")]
-    UnknownKid,
-    /// Signature, issuer, audience or claim format failed.
-    #[error("signature or claims rejected: {0}")]
-    Rejected(String),
-    /// `exp` has passed (beyond the leeway), or the chain's maximum lifetime.
-    #[error("expired")]
-    Expired,
-    /// `nbf` is in the future (beyond the leeway).
-    #[error("not yet valid")]
-    NotYetValid,
-    /// `cx` did not decrypt under the token's associated data.
-    #[error("cx did not decrypt")]
-    Undecryptable,
-    /// `cx` decrypted to something that is not connection parameters.
-    #[error("cx payload malformed")]
-    BadPayload,
-    /// Signing failed (a server fault, not the client's).
-    #[error("token could not be issued")]
-    Issue,
-}
-
-impl From<TokenError> for AppError {
-    fn from(error: TokenError) -> Self {
-        tracing::debug!(reason = %error, "token rejected");
-        match error {
-            TokenError::Missing => AppError::new(
-                ErrorCode::TokenMissing,
-                "A bearer token is required. Connect first and send the token in the Authorization header.",
-            ),
-            TokenError::Expired => AppError::new(
-                ErrorCode::TokenExpired,
-                "The token has expired. Connect again.",
-            ),
-            TokenError::Issue => AppError::internal(&error),
-            TokenError::TooLarge
-            | TokenError::MalformedHeader
-            | TokenError::WrongAlgorithm
-            | TokenError::UnknownKid
-            | TokenError::Rejected(_)
-            | TokenError::NotYetValid
-            | TokenError::Undecryptable
-            | TokenError::BadPayload => AppError::new(
-                ErrorCode::TokenInvalid,
-                "The token is not valid. Connect again.",
-            ),
-        }
-    }
-}
-
-/// The claims of a querygate token.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Claims {
-    /// Issuer.
-    pub iss: String,
-    /// Audience.
-    pub aud: String,
-    /// Issued at (Unix seconds).
-    pub iat: i64,
-    /// Not before (Unix seconds).
-    pub nbf: i64,
-    /// Expires (Unix seconds).
-    pub exp: i64,
-    /// Random token id, 128 bits, base64url.
-    pub jti: String,
-    /// Keyed fingerprint of engine, host, port, database and user name.
-    pub sub: String,
-    /// When the first token of this chain was issued (Unix seconds).
-    pub orig: i64,
-    /// The chain's id: the first token's `jti`, kept by every refresh, so that
-    /// revoking it ends the whole chain. Tokens from before the claim existed
-    /// count their own `jti`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cid: Option<String>,
-    /// The sealed connection parameters.
-    pub cx: String,
-}
-
-impl Claims {
-    /// The chain this token belongs to.
-    pub fn chain(&self) -> Chain {
-        Chain {
-            orig: self.orig,
-            id: self.cid.clone().unwrap_or_else(|| self.jti.clone()),
-        }
-    }
-}
-
-/// A refresh chain: the tokens issued from one `connect`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Chain {
-    /// When its first token was issued (Unix seconds).
-    pub orig: i64,
-    /// Its id (the first token's `jti`).
-    pub id: String,
-}
-
-/// A freshly issued token.
-#[derive(Debug, Clone)]
-pub struct Issued {
-    /// The compact JWT.
-    pub token: crate::secret::Secret,
-    /// Its claims (without the need to parse it again).
-    pub claims: Claims,
-}
-
-/// A token that passed every check, with its opened connection parameters.
-#[derive(Debug, Clone)]
-pub struct Verified {
-    /// The token's claims.
-    pub claims: Claims,
-    /// The connection parameters from `cx`.
-    pub params: ConnParams,
 }
 
 /// Token lifetimes and claim values.
@@ -215,7 +85,7 @@ pub struct TokenService {
 
 impl TokenService {
     /// A service over `ring` with `policy`.
-    pub fn new(ring: KeyRing, policy: TokenPolicy) -> Self {
+    pub(crate) fn new(ring: KeyRing, policy: TokenPolicy) -> Self {
         let mut validation = Validation::new(policy.algorithm.jose());
         validation.leeway = policy.leeway;
         validation.validate_exp = true;
@@ -231,24 +101,23 @@ impl TokenService {
         }
     }
 
-    /// The key ring.
-    pub fn ring(&self) -> &KeyRing {
-        &self.ring
-    }
-
     /// The policy.
-    pub fn policy(&self) -> &TokenPolicy {
+    pub(crate) fn policy(&self) -> &TokenPolicy {
         &self.policy
     }
 
     /// Issues a token for `params`. `chain` continues a chain (refresh); `None`
     /// starts one. Fails with [`TokenError::Expired`] when the chain has no time left.
-    pub fn issue(&self, params: &ConnParams, chain: Option<Chain>) -> Result<Issued, TokenError> {
+    pub(crate) fn issue(
+        &self,
+        params: &ConnParams,
+        chain: Option<Chain>,
+    ) -> Result<Issued, TokenError> {
         self.issue_at(params, chain, chrono::Utc::now().timestamp())
     }
 
     /// The last moment (Unix seconds) any token of `chain` can be accepted.
-    pub fn chain_end(&self, chain: &Chain) -> i64 {
+    pub(crate) fn chain_end(&self, chain: &Chain) -> i64 {
         let leeway = i64::try_from(self.policy.leeway).unwrap_or(i64::MAX);
         chain
             .orig
@@ -313,7 +182,7 @@ impl TokenService {
 
     /// As [`TokenService::verify`], a remembered token checked as if the clock
     /// read `now` (for tests of expiry on the remembered path).
-    pub fn verify_at(&self, token: &str, now: i64) -> Result<Arc<Verified>, TokenError> {
+    pub(crate) fn verify_at(&self, token: &str, now: i64) -> Result<Arc<Verified>, TokenError> {
         if let Some(verified) = self.verified.get(token) {
             self.check_lifetime(&verified.claims, now)?;
             return Ok(verified);

@@ -17,7 +17,7 @@ const TAG_LEN: usize = 16;
 
 /// The associated data of a token's `cx`: its key version, id, subject and chain
 /// start, each length-prefixed.
-pub fn associated_data(kid: &str, jti: &str, sub: &str, orig: i64) -> Vec<u8> {
+pub(crate) fn associated_data(kid: &str, jti: &str, sub: &str, orig: i64) -> Vec<u8> {
     let mut aad = b"querygate.cx.v1".to_vec();
     for part in [
         kid.as_bytes(),
@@ -32,7 +32,7 @@ pub fn associated_data(kid: &str, jti: &str, sub: &str, orig: i64) -> Vec<u8> {
 }
 
 /// Encrypts `plaintext` under a fresh nonce.
-pub fn seal(cipher: &Aes256Gcm, aad: &[u8], plaintext: &[u8]) -> Option<String> {
+pub(crate) fn seal(cipher: &Aes256Gcm, aad: &[u8], plaintext: &[u8]) -> Option<String> {
     let nonce_bytes: [u8; NONCE_LEN] = crate::random::bytes();
     let ciphertext = cipher
         .encrypt(
@@ -50,7 +50,7 @@ pub fn seal(cipher: &Aes256Gcm, aad: &[u8], plaintext: &[u8]) -> Option<String> 
 }
 
 /// Decrypts and authenticates a sealed value; `None` for any failure.
-pub fn open(cipher: &Aes256Gcm, aad: &[u8], sealed: &str) -> Option<Zeroizing<Vec<u8>>> {
+pub(crate) fn open(cipher: &Aes256Gcm, aad: &[u8], sealed: &str) -> Option<Zeroizing<Vec<u8>>> {
     let raw = URL_SAFE_NO_PAD.decode(sealed).ok()?;
     if raw.len() < NONCE_LEN + TAG_LEN {
         return None;

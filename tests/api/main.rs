@@ -3,6 +3,11 @@
 //! over HTTP and to the real PostgreSQL, MariaDB and SQLite of this machine; the
 //! only stand-in is the scripted model server in `common::fake_model`.
 
+#![expect(
+    unreachable_pub,
+    reason = "helpers shared between the modules of one test binary"
+)]
+
 mod common;
 
 mod ai;

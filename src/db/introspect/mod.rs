@@ -18,7 +18,7 @@ use crate::db::sql_error::SqlError;
 /// One table or view.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct Table {
+pub(crate) struct Table {
     /// PostgreSQL schema, MySQL database, or `main` for SQLite.
     pub schema: String,
     /// The name as stored.
@@ -43,7 +43,7 @@ pub struct Table {
 /// One column.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct ColumnInfo {
+pub(crate) struct ColumnInfo {
     /// The name as stored.
     pub name: String,
     /// The declared type.
@@ -61,7 +61,7 @@ pub struct ColumnInfo {
 /// A foreign key.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct ForeignKey {
+pub(crate) struct ForeignKey {
     /// The constraint's name (SQLite keeps none).
     pub name: Option<String>,
     /// Referencing columns, in order.
@@ -77,7 +77,7 @@ pub struct ForeignKey {
 /// An index.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
-pub struct Index {
+pub(crate) struct Index {
     /// The index's name.
     pub name: String,
     /// Key columns (or expressions) in order.
@@ -89,7 +89,7 @@ pub struct Index {
 }
 
 /// Reads every user table and view, optionally of one schema.
-pub async fn read(pool: &DbPool, schema: Option<&str>) -> Result<Vec<Table>, SqlError> {
+pub(crate) async fn read(pool: &DbPool, schema: Option<&str>) -> Result<Vec<Table>, SqlError> {
     match pool {
         DbPool::Postgres(pool) => postgres::read(pool, schema).await,
         DbPool::Mysql(pool) => mysql::read(pool, schema).await,

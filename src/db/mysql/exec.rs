@@ -13,7 +13,6 @@ use crate::db::execute::ExecRequest;
 use crate::db::rows::{Column, RowSink};
 use crate::db::sql_error::SqlError;
 use crate::db::values::Render;
-use crate::error::ErrorCode;
 
 /// How reading the rows ended.
 /// How long the rest of an abandoned result may take to read before the
@@ -194,10 +193,7 @@ impl MyPool {
                 })
         });
         if writes {
-            return Err(SqlError::refused(
-                ErrorCode::SqlReadOnlyViolation,
-                "the statement's plan modifies data",
-            ));
+            return Err(SqlError::plan_writes());
         }
         Ok(())
     }

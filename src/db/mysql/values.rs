@@ -124,7 +124,6 @@ pub(crate) fn value(value: MyValue, kind: Kind, render: Render) -> Value {
     match (kind, value) {
         (_, MyValue::NULL) => Value::Null,
         (Kind::Boolean, MyValue::Int(i)) => json!(i != 0),
-        (Kind::Signed, MyValue::Int(i)) => json!(i),
         (Kind::BigSigned, MyValue::Int(i)) => int64(i, render),
         (Kind::BigUnsigned, MyValue::UInt(u)) => uint64(u, render),
         (_, MyValue::Int(i)) => json!(i),

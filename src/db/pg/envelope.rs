@@ -23,10 +23,11 @@
 use std::time::{Duration, Instant};
 
 use fallible_iterator::FallibleIterator;
-use postgres_protocol::message::backend::Message;
+use postgres_protocol::message::backend::{DataRowBody, Message, RowDescriptionBody};
 use postgres_protocol::message::frontend;
 use serde_json::Value;
 
+use super::bind;
 use super::conn::{PgConn, WireError};
 use super::errors::{DbErrorFields, statement_error, wire_error};
 use super::types::Types;
@@ -63,25 +64,9 @@ fn queue(
     }
     .map_err(encode_error)?;
     let out = &mut conn.out;
-    let types: Vec<u32> = params.iter().map(param_type).collect();
+    let types: Vec<u32> = params.iter().map(bind::param_type).collect();
     frontend::parse("", sql, types, out).map_err(encode_error)?;
-    frontend::bind(
-        "",
-        "",
-        params.iter().map(|_| 1),
-        params.iter(),
-        |value, buf| {
-            encode_param(value, buf);
-            Ok(if value.is_null() {
-                postgres_protocol::IsNull::Yes
-            } else {
-                postgres_protocol::IsNull::No
-            })
-        },
-        [1],
-        out,
-    )
-    .map_err(|_| SqlError::refused(ErrorCode::SqlError, "the parameters could not be encoded"))?;
+    bind::queue_bind(params, out)?;
     frontend::describe(b'P', "", out).map_err(encode_error)?;
     frontend::execute("", max_rows, out).map_err(encode_error)?;
     conn.queue_sync();
@@ -96,37 +81,6 @@ fn encode_error(_: std::io::Error) -> SqlError {
         ErrorCode::SqlError,
         "the statement is too long to send to PostgreSQL",
     )
-}
-
-/// The type each JSON parameter is bound as: boolean, bigint, double precision,
-/// text (also for null and unsigned integers beyond bigint), jsonb for arrays and
-/// objects.
-fn param_type(value: &Value) -> u32 {
-    match value {
-        Value::Bool(_) => 16,
-        Value::Number(n) if n.as_i64().is_some() => 20,
-        Value::Number(n) if n.is_f64() => 701,
-        Value::Array(_) | Value::Object(_) => 3802,
-        Value::Null | Value::Number(_) | Value::String(_) => 25,
-    }
-}
-
-fn encode_param(value: &Value, buf: &mut bytes::BytesMut) {
-    use postgres_protocol::types as wire;
-    match value {
-        Value::Null => {}
-        Value::Bool(b) => wire::bool_to_sql(*b, buf),
-        Value::Number(n) => match (n.as_i64(), n.as_f64()) {
-            (Some(i), _) => wire::int8_to_sql(i, buf),
-            (None, Some(f)) if n.is_f64() => wire::float8_to_sql(f, buf),
-            _ => wire::text_to_sql(&n.to_string(), buf),
-        },
-        Value::String(s) => wire::text_to_sql(s, buf),
-        Value::Array(_) | Value::Object(_) => {
-            buf.extend_from_slice(&[1]);
-            buf.extend_from_slice(value.to_string().as_bytes());
-        }
-    }
 }
 
 /// Runs `request` on `conn`, streaming rows into `sink`; `Ok(truncated)`.
@@ -163,17 +117,14 @@ pub(crate) async fn run(
     let deadline = Instant::now() + request.timeout + Duration::from_secs(1);
     let statement =
         tokio::time::timeout_at(deadline.into(), read_statement(conn, request, sink, types)).await;
-    let outcome = match statement {
-        Ok(outcome) => outcome,
-        Err(_) => {
-            // The server did not cancel in time: ask it to, and never reuse this
-            // half-read connection.
-            conn.mark_broken();
-            if let Some(key) = conn.backend_key {
-                tokio::spawn(super::startup::cancel(conn.address, key));
-            }
-            return Attempt::Done(Err(SqlError::timeout()));
+    let Ok(outcome) = statement else {
+        // The server did not cancel in time: ask it to, and never reuse this
+        // half-read connection.
+        conn.mark_broken();
+        if let Some(key) = conn.backend_key {
+            tokio::spawn(super::startup::cancel(conn.address, key));
         }
+        return Attempt::Done(Err(SqlError::timeout()));
     };
     if !conn.is_broken() {
         end_envelope(conn).await;
@@ -267,18 +218,7 @@ async fn read_statement(
     loop {
         match conn.recv().await? {
             Message::RowDescription(body) => {
-                let mut fields = body.fields();
-                let mut columns = Vec::new();
-                while let Some(field) = fields
-                    .next()
-                    .map_err(|_| WireError::Protocol("row description"))?
-                {
-                    wire_types.push(field.type_oid());
-                    columns.push(Column {
-                        name: field.name().to_owned(),
-                        type_name: types.display(field.type_oid()),
-                    });
-                }
+                let columns = describe(&body, types, &mut wire_types)?;
                 sink.columns(columns).map_err(|_| Stop::HungUp)?;
             }
             Message::DataRow(body) => {
@@ -323,8 +263,30 @@ async fn read_statement(
     }
 }
 
+/// The columns a row description announces; their wire types are appended to
+/// `wire_types`, for decoding the rows.
+fn describe(
+    body: &RowDescriptionBody,
+    types: &Types,
+    wire_types: &mut Vec<u32>,
+) -> Result<Vec<Column>, WireError> {
+    let mut fields = body.fields();
+    let mut columns = Vec::new();
+    while let Some(field) = fields
+        .next()
+        .map_err(|_| WireError::Protocol("row description"))?
+    {
+        wire_types.push(field.type_oid());
+        columns.push(Column {
+            name: field.name().to_owned(),
+            type_name: types.display(field.type_oid()),
+        });
+    }
+    Ok(columns)
+}
+
 fn decode_row(
-    body: &postgres_protocol::message::backend::DataRowBody,
+    body: &DataRowBody,
     wire_types: &[u32],
     render: Render,
     types: &Types,

@@ -10,6 +10,7 @@
 //! unread, socket not closed); one that still turns out dead is replaced and the
 //! request sent once more, only when the server acknowledged nothing of it.
 
+mod bind;
 mod catalog;
 mod conn;
 mod envelope;
@@ -215,10 +216,7 @@ impl PgPool {
             .flatten()
             .any(|value| value.to_string().contains(r#""Node Type":"ModifyTable""#));
         if writes {
-            return Err(SqlError::refused(
-                ErrorCode::SqlReadOnlyViolation,
-                "the statement's plan modifies data",
-            ));
+            return Err(SqlError::plan_writes());
         }
         Ok(())
     }

@@ -12,7 +12,7 @@ use super::values;
 use super::{LitePool, deadline_handler};
 use crate::db::error::DbError;
 use crate::db::execute::ExecRequest;
-use crate::db::rows::{Column, RowSink};
+use crate::db::rows::{Column, HungUp, RowSink};
 use crate::db::sql_error::{EngineError, SqlError};
 use crate::db::values::{Render, display_type};
 use crate::error::ErrorCode;
@@ -76,6 +76,8 @@ impl LitePool {
     }
 }
 
+/// Runs `request` on `conn` on the blocking thread, streaming rows into `sink`;
+/// `Ok(truncated)`.
 fn run(
     conn: &Connection,
     request: &ExecRequest,
@@ -87,7 +89,7 @@ fn run(
     deadline_handler(conn, Instant::now() + request.timeout);
     sink.restart_clock();
     let mut statement = conn.prepare(&request.sql).map_err(|e| fail(&e))?;
-    let declared: Vec<(String, Option<String>)> = statement
+    let declared = statement
         .columns()
         .iter()
         .map(|c| (c.name().to_owned(), c.decl_type().map(str::to_owned)))
@@ -97,102 +99,106 @@ fn run(
     let render = Render {
         bigint_as_string: request.bigint_as_string,
     };
-    let mut probe: Vec<Vec<Value>> = Vec::new();
-    let mut storage: Vec<Option<&'static str>> = vec![None; declared.len()];
-    let mut announced = false;
+    let mut probe = Probe::new(declared, sink, handle);
     let mut count = 0;
-    loop {
-        let row = match rows.next() {
-            Ok(Some(row)) => row,
-            Ok(None) => break,
-            Err(e) => return Err(fail(&e)),
-        };
+    while let Some(row) = rows.next().map_err(|e| fail(&e))? {
         count += 1;
         if count > request.max_rows {
-            announce(
-                sink,
-                &declared,
-                &storage,
-                &mut probe,
-                handle,
-                &mut announced,
-            )?;
+            probe.announce();
             return Ok(true);
         }
-        let mut values = Vec::with_capacity(declared.len());
-        for (i, class) in storage.iter_mut().enumerate() {
+        if probe.row(row, render).is_err() {
+            return Ok(false);
+        }
+    }
+    probe.announce();
+    Ok(false)
+}
+
+/// The rows of a statement on their way to the sink: the first
+/// [`TYPE_PROBE_ROWS`] are held back until the columns are announced, so that an
+/// undeclared column can be named by the storage class of its first non-null
+/// value.
+struct Probe<'a> {
+    /// Each column's name and declared type.
+    declared: Vec<(String, Option<String>)>,
+    /// Each column's storage class, once a non-null value showed it.
+    storage: Vec<Option<&'static str>>,
+    /// Rows read before the columns were announced.
+    held: Vec<Vec<Value>>,
+    announced: bool,
+    sink: &'a mut RowSink,
+    handle: &'a Handle,
+}
+
+impl<'a> Probe<'a> {
+    fn new(
+        declared: Vec<(String, Option<String>)>,
+        sink: &'a mut RowSink,
+        handle: &'a Handle,
+    ) -> Self {
+        Self {
+            storage: vec![None; declared.len()],
+            declared,
+            held: Vec::new(),
+            announced: false,
+            sink,
+            handle,
+        }
+    }
+
+    /// Reads `row`, then sends it, or holds it back while the columns are not
+    /// announced yet; `Err` when the reader went away.
+    fn row(&mut self, row: &rusqlite::Row<'_>, render: Render) -> Result<(), HungUp> {
+        let mut values = Vec::with_capacity(self.declared.len());
+        for (i, class) in self.storage.iter_mut().enumerate() {
             let raw = row.get_ref(i).unwrap_or(ValueRef::Null);
             if class.is_none() {
                 *class = values::storage_class(raw);
             }
             values.push(values::value(raw, render));
         }
-        if announced {
-            if handle.block_on(sink.row(values)).is_err() {
-                return Ok(false);
-            }
-        } else {
-            probe.push(values);
-            if probe.len() >= TYPE_PROBE_ROWS {
-                announce(
-                    sink,
-                    &declared,
-                    &storage,
-                    &mut probe,
-                    handle,
-                    &mut announced,
-                )?;
-            }
+        if self.announced {
+            return self.handle.block_on(self.sink.row(values));
         }
+        self.held.push(values);
+        if self.held.len() >= TYPE_PROBE_ROWS {
+            self.announce();
+        }
+        Ok(())
     }
-    announce(
-        sink,
-        &declared,
-        &storage,
-        &mut probe,
-        handle,
-        &mut announced,
-    )?;
-    Ok(false)
-}
 
-/// Sends the columns (an undeclared one named by the first non-null value's
-/// storage class), then the rows read so far.
-fn announce(
-    sink: &mut RowSink,
-    declared: &[(String, Option<String>)],
-    storage: &[Option<&'static str>],
-    probe: &mut Vec<Vec<Value>>,
-    handle: &Handle,
-    announced: &mut bool,
-) -> Result<(), SqlError> {
-    if *announced {
-        return Ok(());
-    }
-    *announced = true;
-    let columns = declared
-        .iter()
-        .zip(storage)
-        .map(|((name, declared), seen)| Column {
-            name: name.clone(),
-            type_name: display_type(
-                declared
-                    .as_deref()
-                    .filter(|d| !d.is_empty())
-                    .or(*seen)
-                    .unwrap_or("NULL"),
-            ),
-        })
-        .collect();
-    if sink.columns(columns).is_err() {
-        return Ok(());
-    }
-    for row in probe.drain(..) {
-        if handle.block_on(sink.row(row)).is_err() {
-            break;
+    /// Sends the columns (an undeclared one named by the first non-null value's
+    /// storage class), then the rows held back; only the first call does.
+    fn announce(&mut self) {
+        if self.announced {
+            return;
+        }
+        self.announced = true;
+        let columns = self
+            .declared
+            .iter()
+            .zip(&self.storage)
+            .map(|((name, declared), seen)| Column {
+                name: name.clone(),
+                type_name: display_type(
+                    declared
+                        .as_deref()
+                        .filter(|d| !d.is_empty())
+                        .or(*seen)
+                        .unwrap_or("NULL"),
+                ),
+            })
+            .collect();
+        if self.sink.columns(columns).is_err() {
+            return;
+        }
+        for row in self.held.drain(..) {
+            if self.handle.block_on(self.sink.row(row)).is_err() {
+                break;
+            }
         }
     }
-    Ok(())
 }
 
 /// A failure while opening the file.
@@ -266,9 +272,10 @@ fn classified(
     }
     let lower = message.to_ascii_lowercase();
     let kind = match code {
-        Sqlite::ReadOnly => ErrorCode::SqlReadOnlyViolation,
+        Sqlite::ReadOnly | Sqlite::AuthorizationForStatementDenied => {
+            ErrorCode::SqlReadOnlyViolation
+        }
         Sqlite::OperationInterrupted => ErrorCode::SqlTimeout,
-        Sqlite::AuthorizationForStatementDenied => ErrorCode::SqlReadOnlyViolation,
         _ if lower.contains("no such table") => ErrorCode::SqlTableNotFound,
         _ if lower.contains("no such column") => ErrorCode::SqlColumnNotFound,
         _ if lower.contains("syntax error")

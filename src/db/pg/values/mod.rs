@@ -3,16 +3,18 @@
 //! Every decoder reads raw bytes and never panics on hostile input: a value that
 //! does not decode comes back as text or base64.
 
+mod array;
+mod datetime;
+
 use std::net::IpAddr;
 
-use chrono::{NaiveDate, NaiveTime, TimeDelta};
 use postgres_protocol::types as wire;
 use serde_json::{Value, json};
 
 use super::types::Types;
-use crate::db::values::{
-    Render, bytes, date, float, int64, local_timestamp, text_or_base64, time, utc_timestamp,
-};
+use crate::db::values::{Render, bytes, float, int64, text_or_base64, time};
+use array::array;
+use datetime::{interval, temporal, time_of_day, time_with_zone};
 
 /// One value of type `oid` (already mapped to its wire type), `None` being NULL.
 pub(crate) fn value(oid: u32, raw: Option<&[u8]>, render: Render, types: &Types) -> Value {
@@ -117,65 +119,9 @@ fn uuid(b: [u8; 16]) -> String {
     )
 }
 
-fn time_of_day(micros: i64) -> Option<NaiveTime> {
-    NaiveTime::MIN
-        .overflowing_add_signed(TimeDelta::microseconds(micros))
-        .0
-        .into()
-}
-
-/// TIMETZ: microseconds of the day and the zone's offset in seconds *west* of UTC.
-fn time_with_zone(data: &[u8]) -> Option<String> {
-    let micros = i64::from_be_bytes(data.get(..8)?.try_into().ok()?);
-    let west = i32::from_be_bytes(data.get(8..12)?.try_into().ok()?);
-    let east = -west;
-    let sign = if east < 0 { '-' } else { '+' };
-    let (hours, minutes) = (east.abs() / 3600, (east.abs() % 3600) / 60);
-    let clock = time_of_day(micros)?.format("%H:%M:%S%.f");
-    Some(format!("{clock}{sign}{hours:02}:{minutes:02}"))
-}
-
-/// ISO 8601 duration, e.g. `P1Y2M3DT4H5M6.5S`, from INTERVAL's binary form
-/// (microseconds, days, months).
-fn interval(data: &[u8]) -> Option<String> {
-    let micros = i64::from_be_bytes(data.get(..8)?.try_into().ok()?);
-    let days = i32::from_be_bytes(data.get(8..12)?.try_into().ok()?);
-    let months = i32::from_be_bytes(data.get(12..16)?.try_into().ok()?);
-    Some(iso_interval(months, days, micros))
-}
-
-pub(crate) fn iso_interval(months: i32, days: i32, micros: i64) -> String {
-    let (years, months) = (months / 12, months % 12);
-    let (hours, rest) = (micros / 3_600_000_000, micros % 3_600_000_000);
-    let (minutes, rest) = (rest / 60_000_000, rest % 60_000_000);
-    let seconds = rest as f64 / 1_000_000.0;
-    let mut out = String::from("P");
-    for (amount, unit) in [
-        (i64::from(years), 'Y'),
-        (i64::from(months), 'M'),
-        (i64::from(days), 'D'),
-    ] {
-        if amount != 0 {
-            out.push_str(&format!("{amount}{unit}"));
-        }
-    }
-    if micros != 0 {
-        out.push('T');
-        for (amount, unit) in [(hours, 'H'), (minutes, 'M')] {
-            if amount != 0 {
-                out.push_str(&format!("{amount}{unit}"));
-            }
-        }
-        if rest != 0 {
-            out.push_str(&format!("{seconds}S"));
-        }
-    }
-    if out == "P" { "PT0S".to_owned() } else { out }
-}
-
 /// NUMERIC's binary form as PostgreSQL prints it: every digit up to the value's
 /// display scale, and `NaN`, `Infinity`, `-Infinity`.
-pub(crate) fn numeric(data: &[u8]) -> Option<String> {
+fn numeric(data: &[u8]) -> Option<String> {
     let mut reader = Reader(data);
     let count = usize::from(reader.u16()?);
     let weight = i32::from(reader.u16()? as i16);
@@ -222,102 +168,6 @@ pub(crate) fn numeric(data: &[u8]) -> Option<String> {
     Some(out)
 }
 
-/// A date (days) or timestamp (microseconds) since 2000-01-01; the extreme
-/// integers are `infinity` and `-infinity`, values beyond chrono's range come back
-/// as their offset.
-fn temporal(oid: u32, data: &[u8]) -> Option<Value> {
-    let epoch = NaiveDate::from_ymd_opt(2000, 1, 1)?;
-    if oid == 1082 {
-        let days = wire::date_from_sql(data).ok()?;
-        return Some(match days {
-            i32::MAX => json!("infinity"),
-            i32::MIN => json!("-infinity"),
-            _ => epoch
-                .checked_add_signed(TimeDelta::days(i64::from(days)))
-                .map_or_else(|| json!(format!("{days} days from 2000-01-01")), date),
-        });
-    }
-    let micros = wire::timestamp_from_sql(data).ok()?;
-    let start = epoch.and_hms_opt(0, 0, 0)?;
-    Some(match micros {
-        i64::MAX => json!("infinity"),
-        i64::MIN => json!("-infinity"),
-        _ => match start.checked_add_signed(TimeDelta::microseconds(micros)) {
-            Some(at) if oid == 1184 => utc_timestamp(at.and_utc()),
-            Some(at) => local_timestamp(at),
-            None => json!(format!("{micros} microseconds from 2000-01-01")),
-        },
-    })
-}
-
-/// PostgreSQL's binary array format, any dimension, elements decoded by the
-/// element type the array header names.
-pub(crate) fn array(data: &[u8], render: Render, types: &Types) -> Option<Value> {
-    let mut reader = Reader(data);
-    let dimensions = usize::try_from(reader.i32()?).ok()?;
-    // PostgreSQL allows at most 6; anything else is not an array we understand,
-    // and must not size an allocation or a recursion.
-    if dimensions > 6 {
-        return None;
-    }
-    let _has_nulls = reader.i32()?;
-    let element = reader.u32()?;
-    let mut lengths = Vec::with_capacity(dimensions);
-    for _ in 0..dimensions {
-        lengths.push(usize::try_from(reader.i32()?).ok()?);
-        let _lower_bound = reader.i32()?;
-    }
-    if lengths.is_empty() {
-        return Some(json!([]));
-    }
-    // Every element takes at least its 4-byte length, so the element count is
-    // bounded by the data before any loop runs.
-    let count = lengths.iter().try_fold(1usize, |total, &length| {
-        (length > 0).then(|| total.checked_mul(length)).flatten()
-    })?;
-    if count > reader.0.len() / 4 {
-        return None;
-    }
-    let element = Element {
-        oid: types.wire_oid(element),
-        render,
-        types,
-    };
-    nest(&mut reader, &lengths, &element)
-}
-
-struct Element<'a> {
-    oid: u32,
-    render: Render,
-    types: &'a Types,
-}
-
-fn nest(reader: &mut Reader<'_>, lengths: &[usize], element: &Element<'_>) -> Option<Value> {
-    let (&length, inner) = lengths.split_first()?;
-    let mut items = Vec::with_capacity(length.min(reader.0.len() / 4));
-    for _ in 0..length {
-        items.push(if inner.is_empty() {
-            let size = reader.i32()?;
-            match usize::try_from(size) {
-                Err(_) => Value::Null,
-                Ok(size) => {
-                    let data = reader.take(size)?;
-                    // Arrays do not nest inside arrays: an element of array type
-                    // is shown as text rather than recursed into.
-                    match element.oid {
-                        oid if is_array(oid, element.types) => text_or_base64(data),
-                        oid => scalar(oid, data, element.render, element.types)
-                            .unwrap_or_else(|| text_or_base64(data)),
-                    }
-                }
-            }
-        } else {
-            nest(reader, inner, element)?
-        });
-    }
-    Some(Value::Array(items))
-}
-
 struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
@@ -345,10 +195,6 @@ mod tests {
         w.iter().flat_map(|w| w.to_be_bytes()).collect()
     }
 
-    fn words32(w: &[i32]) -> Vec<u8> {
-        w.iter().flat_map(|w| w.to_be_bytes()).collect()
-    }
-
     #[test]
     fn numerics_keep_every_digit_of_their_scale() {
         let big = words16(&[8, 4, 0, 9, 1234, 5678, 9012, 3456, 7890, 1234, 5678, 9000]);
@@ -365,32 +211,6 @@ mod tests {
             Some("NaN")
         );
         assert_eq!(numeric(&words16(&[0, 0, 0, 2])).as_deref(), Some("0.00"));
-    }
-
-    #[test]
-    fn hostile_array_headers_neither_allocate_nor_recurse_beyond_the_data() {
-        let types = Types::default();
-        let render = Render::default();
-        assert_eq!(array(&words32(&[i32::MAX, 0, 25]), render, &types), None);
-        assert_eq!(
-            array(&words32(&[1, 0, 23, i32::MAX, 1]), render, &types),
-            None
-        );
-        assert_eq!(
-            array(&words32(&[2, 0, 23, i32::MAX, 1, 0, 1]), render, &types),
-            None
-        );
-        assert_eq!(
-            array(&words32(&[1, 0, 23, 1, 1, 4, 7]), render, &types),
-            Some(json!([7]))
-        );
-    }
-
-    #[test]
-    fn intervals_are_iso_8601_durations() {
-        let micros = 4 * 3_600_000_000 + 5 * 60_000_000 + 6_500_000;
-        assert_eq!(iso_interval(14, 3, micros), "P1Y2M3DT4H5M6.5S");
-        assert_eq!(iso_interval(0, 0, 0), "PT0S");
     }
 
     #[test]

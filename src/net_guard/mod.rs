@@ -19,10 +19,14 @@
 //! `2002::/16`) is checked as that IPv4 address too. Names are resolved once and
 //! every answer is checked; the caller connects only to the checked addresses.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+mod address;
+
+use std::net::IpAddr;
 use std::time::Duration;
 
 use ipnet::IpNet;
+
+use address::{forms, looks_numeric, parse_numeric_host};
 
 use crate::db::error::DbError;
 use crate::resolve::Resolver;
@@ -57,7 +61,7 @@ enum Allow {
 
 /// The host policy in force.
 #[derive(Debug, Clone)]
-pub struct NetGuard {
+pub(crate) struct NetGuard {
     allowed: Vec<Allow>,
     denied: Vec<IpNet>,
     resolver: Resolver,
@@ -66,7 +70,7 @@ pub struct NetGuard {
 impl NetGuard {
     /// The policy of a deployment: the built-in denied networks (plus loopback in
     /// production), the operator's extra denied networks, and the allow list.
-    pub fn new(allowed: &[String], extra_denied: &[IpNet], production: bool) -> Self {
+    pub(crate) fn new(allowed: &[String], extra_denied: &[IpNet], production: bool) -> Self {
         let allowed = allowed
             .iter()
             .map(|entry| entry.trim().to_ascii_lowercase())
@@ -99,20 +103,15 @@ impl NetGuard {
 
     /// The same policy, resolving names with `resolver`.
     #[must_use]
-    pub fn with_resolver(mut self, resolver: Resolver) -> Self {
+    pub(crate) fn with_resolver(mut self, resolver: Resolver) -> Self {
         self.resolver = resolver;
         self
-    }
-
-    /// The denied networks in force, for the start-up log.
-    pub fn denied(&self) -> &[IpNet] {
-        &self.denied
     }
 
     /// Resolves `host` once and checks every address; returns the addresses to
     /// connect to, in the resolver's order, or fails with `HostNotFound`,
     /// `Timeout` or `HostForbidden`. Nothing is sent to the host before this.
-    pub async fn check(
+    pub(crate) async fn check(
         &self,
         host: &str,
         port: u16,
@@ -137,7 +136,7 @@ impl NetGuard {
     }
 
     /// Whether `address`, or an IPv4 address it carries, is in a denied network.
-    pub fn is_denied(&self, address: IpAddr) -> bool {
+    pub(crate) fn is_denied(&self, address: IpAddr) -> bool {
         forms(address)
             .into_iter()
             .flatten()
@@ -163,94 +162,6 @@ impl NetGuard {
     }
 }
 
-/// The address itself and the IPv4 address it carries, if any.
-fn forms(address: IpAddr) -> [Option<IpAddr>; 2] {
-    match address {
-        IpAddr::V4(_) => [Some(address), None],
-        IpAddr::V6(v6) => [Some(address), embedded_ipv4(v6).map(IpAddr::V4)],
-    }
-}
-
-/// The IPv4 address inside an IPv4-mapped, IPv4-compatible, NAT64 or 6to4 address.
-fn embedded_ipv4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
-    let segments = v6.segments();
-    let octets = v6.octets();
-    let tail = Ipv4Addr::new(octets[12], octets[13], octets[14], octets[15]);
-    match segments {
-        // ::ffff:a.b.c.d
-        [0, 0, 0, 0, 0, 0xffff, _, _] => Some(tail),
-        // ::a.b.c.d (deprecated "compatible" form; :: and ::1 are not IPv4)
-        [0, 0, 0, 0, 0, 0, _, _] if u128::from(v6) > 1 => Some(tail),
-        // 64:ff9b::a.b.c.d, the well-known NAT64 prefix
-        [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(tail),
-        // 2002:aabb:ccdd::/48, 6to4
-        [0x2002, ..] => Some(Ipv4Addr::new(octets[2], octets[3], octets[4], octets[5])),
-        _ => None,
-    }
-}
-
-/// Whether `host` is made only of what a numeric address uses, so that it must
-/// never be handed to the resolver as a name.
-fn looks_numeric(host: &str) -> bool {
-    let host = host.trim_end_matches('.');
-    !host.is_empty()
-        && host.contains(|c: char| c.is_ascii_digit())
-        && host
-            .split('.')
-            .all(|part| part.starts_with(|c: char| c.is_ascii_digit()))
-}
-
-/// A numeric host as the system resolver reads it: IPv6, or IPv4 in the forms
-/// `inet_aton` accepts (one to four parts, each decimal, octal with a leading `0`,
-/// or hex with `0x`; the last part fills the remaining bytes).
-pub fn parse_numeric_host(host: &str) -> Option<IpAddr> {
-    if let Ok(v6) = host.parse::<Ipv6Addr>() {
-        return Some(IpAddr::V6(v6));
-    }
-    let host = host.strip_suffix('.').unwrap_or(host);
-    let parts: Vec<u64> = host
-        .split('.')
-        .map(parse_aton_part)
-        .collect::<Option<_>>()?;
-    let (last, leading) = parts.split_last()?;
-    if leading.len() > 3 || leading.iter().any(|&part| part > 0xff) {
-        return None;
-    }
-    let tail_bits = 8 * (4 - leading.len() as u32);
-    if tail_bits < 64 && *last >= 1u64 << tail_bits {
-        return None;
-    }
-    let value = leading
-        .iter()
-        .fold(0u64, |acc, &part| (acc << 8) | part)
-        .checked_shl(tail_bits)?
-        | last;
-    u32::try_from(value)
-        .ok()
-        .map(|v| IpAddr::V4(Ipv4Addr::from(v)))
-}
-
-fn parse_aton_part(part: &str) -> Option<u64> {
-    let (digits, radix) =
-        if let Some(hex) = part.strip_prefix("0x").or_else(|| part.strip_prefix("0X")) {
-            (hex, 16)
-        } else if part.len() > 1 && part.starts_with('0') {
-            (&part[1..], 8)
-        } else {
-            (part, 10)
-        };
-    if digits.is_empty() {
-        // "0x" alone is zero to inet_aton; an empty part is not a number.
-        return (radix == 16).then_some(0);
-    }
-    if !digits.chars().all(|c| c.is_digit(radix)) {
-        return None;
-    }
-    u64::from_str_radix(digits, radix)
-        .ok()
-        .filter(|&v| v <= u64::from(u32::MAX))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,35 +174,6 @@ mod tests {
 
     fn ip(text: &str) -> IpAddr {
         text.parse().expect("address")
-    }
-
-    #[test]
-    fn numeric_hosts_are_read_as_the_resolver_reads_them() {
-        let metadata = ip("169.254.169.254");
-        for form in [
-            "169.254.169.254",
-            "2852039166",
-            "0251.0376.0251.0376",
-            "0xa9fea9fe",
-            "0xA9.0xFE.0xA9.0xFE",
-            "169.254.43518",
-            "169.16689662",
-            "169.254.169.254.",
-        ] {
-            assert_eq!(parse_numeric_host(form), Some(metadata), "{form}");
-        }
-        assert_eq!(parse_numeric_host("127.1"), Some(ip("127.0.0.1")));
-        assert_eq!(parse_numeric_host("0"), Some(ip("0.0.0.0")));
-        for not_an_address in [
-            "256.1.1.1",
-            "1.2.3.4.5",
-            "08.1.1.1",
-            "4294967296",
-            "db.example.com",
-            "1..1",
-        ] {
-            assert_eq!(parse_numeric_host(not_an_address), None, "{not_an_address}");
-        }
     }
 
     #[test]
