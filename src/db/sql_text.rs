@@ -125,8 +125,18 @@ pub(crate) fn words(sql: &str, dialect: Dialect) -> Vec<String> {
                 b'[' => true,
                 _ => false,
             };
-            if quoted_identifier && next >= i + 2 {
-                words.push(sql[i + 1..next - 1].to_uppercase());
+            if quoted_identifier {
+                // An identifier left open runs to the end of the text: no closing
+                // quote to drop (and the last byte may be inside a character).
+                let close = if bytes[i] == b'[' { b']' } else { bytes[i] };
+                let end = if next >= i + 2 && bytes[next - 1] == close {
+                    next - 1
+                } else {
+                    next
+                };
+                if let Some(inner) = sql.get(i + 1..end) {
+                    words.push(inner.to_uppercase());
+                }
             }
             i = next;
         } else if is_word_byte(bytes[i]) {
@@ -279,6 +289,14 @@ mod tests {
             leading_words("EXPLAIN /*QUERY*/ QUERY PLAN PRAGMA hard_heap_limit=1", 4),
             ["EXPLAIN", "QUERY", "PLAN", "PRAGMA"]
         );
+    }
+
+    #[test]
+    fn an_identifier_left_open_before_a_multibyte_character_is_still_a_word() {
+        assert_eq!(words("SELECT \"é", Postgres), ["SELECT", "É"]);
+        assert_eq!(words("SELECT `pg_é", Mysql), ["SELECT", "PG_É"]);
+        assert_eq!(words("SELECT [é", Sqlite), ["SELECT", "É"]);
+        assert_eq!(words("SELECT \"ab\"", Postgres), ["SELECT", "AB"]);
     }
 
     #[test]

@@ -391,3 +391,20 @@ async fn an_empty_body_is_called_empty() {
         "{answer}"
     );
 }
+
+#[tokio::test]
+async fn sql_that_ends_inside_a_quoted_identifier_is_a_client_error_on_every_engine() {
+    // Found by schemathesis: an identifier left open before a multi-byte character
+    // made the lexer cut the text inside the character (a 500).
+    let app = TestApp::spawn().await;
+    for (connect, sql) in [
+        (pg_body("test"), "SELECT \"é"),
+        (mysql_body("test"), "SELECT `é"),
+        (sqlite_body("demo"), "SELECT [é"),
+    ] {
+        let token = app.token_for(&connect).await;
+        let (status, body) = app.sql(&token, sql).await;
+        assert!(status.is_client_error(), "{connect}: {status} {body}");
+        assert_eq!(body["success"], false, "{body}");
+    }
+}
