@@ -4,15 +4,17 @@
 //! Redis, or whose Redis is down, keeps serving (see each part for how).
 //!
 //! Every call is bounded by `REDIS_TIMEOUT_MS`; the connection manager reconnects
-//! by itself, and a failure is logged at most once a minute per kind of use.
+//! by itself, and a failure is logged at most once a minute per kind of use. After
+//! a failure, calls are not even tried for [`RETRY_AFTER`] ([`Breaker`]): while
+//! Redis is down, requests go straight to the fallback instead of each waiting out
+//! the timeout.
 
 pub(crate) mod limit;
 pub(crate) mod revocation;
 
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::Duration;
-
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
@@ -23,6 +25,9 @@ use crate::token::Chain;
 /// How often a Redis failure is logged, per kind of use.
 const WARN_EVERY_SECS: i64 = 60;
 
+/// How long after a failure Redis is left alone before it is tried again.
+pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(1);
+
 /// A connection to the shared Redis, the prefix of querygate's keys, and what is
 /// kept there.
 pub struct Shared {
@@ -31,6 +36,7 @@ pub struct Shared {
     timeout: Duration,
     revocations: revocation::Revocations,
     limit: Option<limit::SharedLimit>,
+    breaker: Breaker,
 }
 
 impl std::fmt::Debug for Shared {
@@ -80,6 +86,7 @@ impl Shared {
                 config.revocation_fail_mode,
             ),
             limit,
+            breaker: Breaker::new(Instant::now()),
         }))
     }
 
@@ -114,7 +121,7 @@ impl Shared {
         command: &redis::Cmd,
     ) -> Result<T, Unreachable> {
         let mut redis = self.redis.clone();
-        bounded(self.timeout, command.query_async(&mut redis)).await
+        self.guarded(command.query_async(&mut redis)).await
     }
 
     /// Runs `script`, bounded by the timeout (including reconnecting).
@@ -123,18 +130,56 @@ impl Shared {
         script: &redis::ScriptInvocation<'_>,
     ) -> Result<T, Unreachable> {
         let mut redis = self.redis.clone();
-        bounded(self.timeout, script.invoke_async(&mut redis)).await
+        self.guarded(script.invoke_async(&mut redis)).await
+    }
+
+    /// Runs `call` within the timeout, unless Redis failed within the last
+    /// [`RETRY_AFTER`]; a failure opens the breaker.
+    async fn guarded<T>(
+        &self,
+        call: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, Unreachable> {
+        if !self.breaker.allows(Instant::now()) {
+            return Err(Unreachable("failed less than a second ago".to_owned()));
+        }
+        let outcome = match tokio::time::timeout(self.timeout, call).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(error)) => Unreachable(format!("{:?}", error.kind())),
+            Err(_) => Unreachable("timed out".to_owned()),
+        };
+        self.breaker.failed(Instant::now());
+        Err(outcome)
     }
 }
 
-async fn bounded<T>(
-    timeout: Duration,
-    call: impl std::future::Future<Output = redis::RedisResult<T>>,
-) -> Result<T, Unreachable> {
-    match tokio::time::timeout(timeout + timeout, call).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(error)) => Err(Unreachable(format!("{:?}", error.kind()))),
-        Err(_) => Err(Unreachable("timed out".to_owned())),
+/// Leaves Redis alone for [`RETRY_AFTER`] after a failure.
+#[derive(Debug)]
+struct Breaker {
+    /// The time everything is measured from.
+    start: Instant,
+    /// Milliseconds after `start` before which no call is tried.
+    closed_until: AtomicU64,
+}
+
+impl Breaker {
+    fn new(start: Instant) -> Self {
+        Self {
+            start,
+            closed_until: AtomicU64::new(0),
+        }
+    }
+
+    fn millis(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.start).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn allows(&self, now: Instant) -> bool {
+        self.millis(now) >= self.closed_until.load(Ordering::Relaxed)
+    }
+
+    fn failed(&self, now: Instant) {
+        let until = self.millis(now + RETRY_AFTER);
+        self.closed_until.fetch_max(until, Ordering::Relaxed);
     }
 }
 
@@ -160,5 +205,26 @@ impl Warnings {
         {
             tracing::warn!(failure = %error.0, "Redis is unreachable: {what} (logged at most once a minute)");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn after_a_failure_redis_is_left_alone_for_a_second() {
+        let start = Instant::now();
+        let breaker = Breaker::new(start);
+        assert!(breaker.allows(start));
+        breaker.failed(start + Duration::from_millis(10));
+        assert!(!breaker.allows(start + Duration::from_millis(10)));
+        assert!(!breaker.allows(start + Duration::from_millis(1009)));
+        assert!(breaker.allows(start + Duration::from_millis(1010)));
+        // A later failure extends the pause; an earlier report cannot shorten it.
+        breaker.failed(start + Duration::from_millis(1500));
+        breaker.failed(start + Duration::from_millis(100));
+        assert!(!breaker.allows(start + Duration::from_millis(2400)));
+        assert!(breaker.allows(start + Duration::from_millis(2500)));
     }
 }
