@@ -55,6 +55,9 @@ async fn documented_paths_are_exactly_the_served_ones() {
     }
     documented.sort();
     let mut served = vec![
+        "GET /",
+        "GET /console.js",
+        "GET /console.css",
         "GET /api/health",
         "GET /api/ready",
         "GET /health",
