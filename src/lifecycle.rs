@@ -19,7 +19,7 @@ impl Lifecycle {
     }
 
     /// The name in `X-Served-By` and in logs.
-    pub(crate) fn instance(&self) -> &str {
+    pub fn instance(&self) -> &str {
         &self.instance
     }
 

@@ -42,7 +42,7 @@ async fn serve(config: Config) -> ExitCode {
     };
     match listener.local_addr() {
         Ok(local) => {
-            tracing::info!(address = %local, reason = why, "querygate listening on http://{local}")
+            tracing::info!(address = %local, reason = why, instance = state.lifecycle.instance(), "querygate listening on http://{local}")
         }
         Err(error) => tracing::warn!(%error, "listening, address unknown"),
     }

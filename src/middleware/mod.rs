@@ -46,6 +46,7 @@ pub(crate) fn wrap(routes: Router<AppState>, state: &AppState) -> Router<AppStat
     ));
     let routes = routes.layer(axum::middleware::from_fn_with_state(places, overload::cap));
     let headers = Arc::new(ResponseHeaders::new(state));
+    let instance: Arc<str> = state.lifecycle.instance().into();
     routes.layer(
         ServiceBuilder::new()
             .layer(tower::util::MapResponseLayer::new(move |response| {
@@ -57,7 +58,7 @@ pub(crate) fn wrap(routes: Router<AppState>, state: &AppState) -> Router<AppStat
             // records spans and response times.
             .layer(
                 TraceLayer::new_for_http()
-                    .make_span_with(make_span)
+                    .make_span_with(move |request: &Request| make_span(request, &instance))
                     .on_failure(()),
             )
             .layer(CatchPanicLayer::custom(panic_response))
@@ -128,8 +129,9 @@ impl ResponseHeaders {
 pub(crate) const JSON_CSP: &str =
     "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
-/// One span per request: method, matched route (never the query) and request id.
-fn make_span(request: &Request) -> tracing::Span {
+/// One span per request: the instance, method, matched route (never the query) and
+/// request id.
+fn make_span(request: &Request, instance: &str) -> tracing::Span {
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -139,7 +141,7 @@ fn make_span(request: &Request) -> tracing::Span {
         .get::<RequestId>()
         .and_then(|id| id.header_value().to_str().ok())
         .unwrap_or("-");
-    tracing::info_span!("request", method = %request.method(), route, request_id)
+    tracing::info_span!("request", instance, method = %request.method(), route, request_id)
 }
 
 #[expect(

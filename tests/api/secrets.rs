@@ -10,7 +10,14 @@ const KEY_SECRET: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 async fn debug_logs_of_a_whole_session_hold_no_password_token_or_key() {
     let sqlite = tempfile::tempdir().expect("tmp");
     let keys = tempfile::tempdir().expect("tmp");
-    let server = ServerProcess::start(sqlite.path(), keys.path(), &[("QUERYGATE_KEYS", KEY_A)]);
+    let server = ServerProcess::start(
+        sqlite.path(),
+        keys.path(),
+        &[
+            ("QUERYGATE_KEYS", KEY_A),
+            ("QUERYGATE_INSTANCE", "qg-logs-7"),
+        ],
+    );
     let client = reqwest::Client::new();
     let mut tokens = Vec::new();
     for password in [SECRET_PASSWORD, "wrong-password-31337"] {
@@ -44,6 +51,10 @@ async fn debug_logs_of_a_whole_session_hold_no_password_token_or_key() {
     }
     let logs = server.stop();
     assert!(logs.contains("connected"), "the logs were captured: {logs}");
+    assert!(
+        logs.contains("instance=qg-logs-7") || logs.contains(r#""instance":"qg-logs-7""#),
+        "request logs name the instance: {logs}"
+    );
     for secret in [
         SECRET_PASSWORD,
         "wrong-password-31337",
