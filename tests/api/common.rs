@@ -356,3 +356,18 @@ impl TestApp {
             .await
     }
 }
+
+/// Polls (bounded, 15 s) until `check` holds; `what` names the condition.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let done = tokio::time::timeout(std::time::Duration::from_secs(15), async {
+        while !check().await {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(done.is_ok(), "{what}");
+}

@@ -59,22 +59,37 @@ async fn max_rows_above_the_server_maximum_is_lowered_to_it() {
 }
 
 #[tokio::test]
-async fn postgres_timeout_cancels_the_statement_on_the_server() {
+async fn postgres_and_mariadb_timeouts_cancel_the_statement_on_the_server() {
     let app = TestApp::spawn().await;
-    let token = app.token_for(&pg_body("test")).await;
-    let started = Instant::now();
-    let body = json!({"sql": "SELECT pg_sleep(30) /* qg-timeout-marker-pg */", "timeoutMs": 300});
-    let (status, answer) = read(app.execute(&token, &body).await).await;
-    assert_error(status, &answer, 408, "sql_timeout");
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "answered promptly"
-    );
-    let running = pg_admin_scalar(
-        "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%qg-timeout-marker-pg%' AND pid <> pg_backend_pid()",
-    )
-    .await;
-    assert_eq!(running, 0, "the statement still runs on the server");
+    let cases = [
+        (
+            pg_body("test"),
+            "SELECT pg_sleep(30) /* qg-timeout-marker-pg */",
+            "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%qg-timeout-marker-pg%' AND pid <> pg_backend_pid()",
+        ),
+        (
+            mysql_body("test"),
+            "SELECT SLEEP(30) AS s, 'qg-timeout-marker-my' AS m FROM seq_1_to_2",
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE '%qg-timeout-marker-my%' AND ID <> CONNECTION_ID()",
+        ),
+    ];
+    for (connect, sql, running) in cases {
+        let token = app.token_for(&connect).await;
+        let started = Instant::now();
+        let body = json!({"sql": sql, "timeoutMs": 300});
+        let (status, answer) = read(app.execute(&token, &body).await).await;
+        assert_error(status, &answer, 408, "sql_timeout");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "answered promptly"
+        );
+        let still = if connect["dbType"] == "postgresql" {
+            pg_admin_scalar(running).await
+        } else {
+            mysql_admin_scalar(running).await
+        };
+        assert_eq!(still, 0, "the statement still runs on the server: {sql}");
+    }
 }
 
 #[tokio::test]
@@ -98,25 +113,6 @@ async fn postgres_sessions_start_with_the_server_limit_and_keep_it() {
         let (status, answer) = app.sql(&token, "SELECT pg_sleep(30)").await;
         assert_error(status, &answer, 408, "sql_timeout");
     }
-}
-
-#[tokio::test]
-async fn mysql_timeout_cancels_the_statement_on_the_server() {
-    let app = TestApp::spawn().await;
-    let token = app.token_for(&mysql_body("test")).await;
-    let started = Instant::now();
-    let body = json!({"sql": "SELECT SLEEP(30) AS s, 'qg-timeout-marker-my' AS m FROM seq_1_to_2", "timeoutMs": 300});
-    let (status, answer) = read(app.execute(&token, &body).await).await;
-    assert_error(status, &answer, 408, "sql_timeout");
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "answered promptly"
-    );
-    let running = mysql_admin_scalar(
-        "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE '%qg-timeout-marker-my%' AND ID <> CONNECTION_ID()",
-    )
-    .await;
-    assert_eq!(running, 0, "the statement still runs on the server");
 }
 
 #[tokio::test]

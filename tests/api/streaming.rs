@@ -183,21 +183,6 @@ async fn start_and_hang_up(app: &TestApp, token: &str, sql: &str) {
     drop(socket);
 }
 
-/// Polls (bounded) until `check` holds.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let done = tokio::time::timeout(Duration::from_secs(15), async {
-        while !check().await {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
-    assert!(done.is_ok(), "{what}");
-}
-
 #[tokio::test]
 async fn a_client_that_hangs_up_mid_stream_leaves_no_transaction_open() {
     let app = TestApp::spawn_with(|config| config.pool_max_connections = 1).await;
