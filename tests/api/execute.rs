@@ -58,6 +58,18 @@ async fn max_rows_above_the_server_maximum_is_lowered_to_it() {
     assert_eq!(answer["truncated"], true);
 }
 
+/// Runs `sql` with a 300 ms limit and asserts a prompt 408 `sql_timeout`.
+async fn assert_times_out(app: &TestApp, token: &str, sql: &str) {
+    let started = Instant::now();
+    let body = json!({"sql": sql, "timeoutMs": 300});
+    let (status, answer) = read(app.execute(token, &body).await).await;
+    assert_error(status, &answer, 408, "sql_timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "answered promptly"
+    );
+}
+
 #[tokio::test]
 async fn postgres_and_mariadb_timeouts_cancel_the_statement_on_the_server() {
     let app = TestApp::spawn().await;
@@ -75,14 +87,7 @@ async fn postgres_and_mariadb_timeouts_cancel_the_statement_on_the_server() {
     ];
     for (connect, sql, running) in cases {
         let token = app.token_for(&connect).await;
-        let started = Instant::now();
-        let body = json!({"sql": sql, "timeoutMs": 300});
-        let (status, answer) = read(app.execute(&token, &body).await).await;
-        assert_error(status, &answer, 408, "sql_timeout");
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "answered promptly"
-        );
+        assert_times_out(&app, &token, sql).await;
         let still = if connect["dbType"] == "postgresql" {
             pg_admin_scalar(running).await
         } else {
@@ -119,19 +124,9 @@ async fn postgres_sessions_start_with_the_server_limit_and_keep_it() {
 async fn sqlite_timeout_interrupts_a_runaway_query() {
     let app = TestApp::spawn().await;
     let token = app.token_for(&sqlite_body("demo")).await;
-    let started = Instant::now();
     let sql =
         "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
-    let (status, answer) = read(
-        app.execute(&token, &json!({"sql": sql, "timeoutMs": 300}))
-            .await,
-    )
-    .await;
-    assert_error(status, &answer, 408, "sql_timeout");
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "answered promptly"
-    );
+    assert_times_out(&app, &token, sql).await;
 }
 
 #[tokio::test]
@@ -310,19 +305,9 @@ async fn mariadb_statement_that_lifts_its_own_limit_is_killed_at_the_deadline() 
     // One pooled connection, held by the runaway statement: the kill needs its own.
     let app = TestApp::spawn_with(|config| config.pool_max_connections = 1).await;
     let token = app.token_for(&mysql_body("test")).await;
-    let started = Instant::now();
     let sql =
         "SET STATEMENT max_statement_time = 0 FOR SELECT SLEEP(30) AS s, 'qg-kill-marker' AS m";
-    let (status, answer) = read(
-        app.execute(&token, &json!({"sql": sql, "timeoutMs": 300}))
-            .await,
-    )
-    .await;
-    assert_error(status, &answer, 408, "sql_timeout");
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "answered promptly"
-    );
+    assert_times_out(&app, &token, sql).await;
     let running = "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE '%qg-kill-marker%' AND ID <> CONNECTION_ID()";
     tokio::time::timeout(Duration::from_secs(5), async {
         while mysql_admin_scalar(running).await > 0 {

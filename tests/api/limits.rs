@@ -183,16 +183,7 @@ async fn giant_values_are_refused_before_they_are_read_and_the_server_stays_resp
     ];
     let mut tokens = Vec::new();
     for (connect, _) in &cases {
-        let answer: serde_json::Value = client
-            .post(server.url("/api/database/connect"))
-            .json(connect)
-            .send()
-            .await
-            .expect("connect")
-            .json()
-            .await
-            .expect("json");
-        let token = answer["token"].as_str().expect("token").to_owned();
+        let token = server.token_for(connect).await;
         // Warm the pool and the allocator with an ordinary statement.
         let warm = client
             .post(server.url("/api/database/execute"))

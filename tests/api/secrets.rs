@@ -98,19 +98,10 @@ async fn slow_statements_are_logged_by_fingerprint_and_duration_only_on_every_en
         ),
     ];
     for (connect, sql) in cases {
-        let answer: serde_json::Value = client
-            .post(server.url("/api/database/connect"))
-            .json(&connect)
-            .send()
-            .await
-            .expect("connect")
-            .json()
-            .await
-            .expect("json");
-        let token = answer["token"].as_str().expect("token");
+        let token = server.token_for(&connect).await;
         let response = client
             .post(server.url("/api/database/execute"))
-            .bearer_auth(token)
+            .bearer_auth(&token)
             .json(&json!({"sql": sql, "params": ["param-secret-4242"]}))
             .send()
             .await

@@ -19,18 +19,6 @@ fn dirs() -> Dirs {
     }
 }
 
-async fn connect(server: &ServerProcess, body: &Value) -> String {
-    let response = reqwest::Client::new()
-        .post(server.url("/api/database/connect"))
-        .json(body)
-        .send()
-        .await
-        .expect("connect");
-    let (status, json) = read(response).await;
-    assert_eq!(status, 200, "{json}");
-    json["token"].as_str().expect("token").to_owned()
-}
-
 async fn checked_status(server: &ServerProcess, token: &str) -> (reqwest::StatusCode, Value) {
     let response = reqwest::Client::new()
         .get(server.url("/api/database/status?check=true"))
@@ -53,7 +41,7 @@ async fn token_from_one_instance_is_served_by_another_with_the_same_keys() {
     let one = ServerProcess::start(one_dirs.sqlite.path(), one_dirs.keys.path(), &keys);
     let two = ServerProcess::start(two_dirs.sqlite.path(), two_dirs.keys.path(), &keys);
     for body in [secret_pg(), mysql_body("test"), sqlite_body("demo")] {
-        let token = connect(&one, &body).await;
+        let token = one.token_for(&body).await;
         let (status, answer) = checked_status(&two, &token).await;
         assert_eq!(status, 200, "{answer}");
         assert_eq!(answer["connected"], true);
@@ -66,7 +54,7 @@ async fn token_survives_a_restart() {
     let dirs = dirs();
     let keys = [("QUERYGATE_KEYS", KEY_A)];
     let first = ServerProcess::start(dirs.sqlite.path(), dirs.keys.path(), &keys);
-    let token = connect(&first, &secret_pg()).await;
+    let token = first.token_for(&secret_pg()).await;
     first.stop();
     let second = ServerProcess::start(dirs.sqlite.path(), dirs.keys.path(), &keys);
     let (status, answer) = checked_status(&second, &token).await;
@@ -83,7 +71,7 @@ async fn development_key_in_the_keys_folder_survives_a_restart() {
         first.logs().contains("DEVELOPMENT key"),
         "the dev key is announced loudly"
     );
-    let token = connect(&first, &sqlite_body("demo")).await;
+    let token = first.token_for(&sqlite_body("demo")).await;
     first.stop();
     let second = ServerProcess::start(dirs.sqlite.path(), dirs.keys.path(), &[]);
     let (status, answer) = checked_status(&second, &token).await;
@@ -103,7 +91,7 @@ async fn an_instance_with_different_keys_rejects_the_token() {
         two_dirs.keys.path(),
         &[("QUERYGATE_KEYS", KEY_B)],
     );
-    let token = connect(&one, &sqlite_body("demo")).await;
+    let token = one.token_for(&sqlite_body("demo")).await;
     let (status, answer) = checked_status(&two, &token).await;
     assert_error(status, &answer, 401, "token_invalid");
 }
@@ -116,7 +104,7 @@ async fn rotation_keeps_old_tokens_until_their_version_is_removed() {
         dirs.keys.path(),
         &[("QUERYGATE_KEYS", KEY_A)],
     );
-    let token = connect(&old, &sqlite_body("demo")).await;
+    let token = old.token_for(&sqlite_body("demo")).await;
     old.stop();
     let both = format!("{KEY_B},{KEY_A}");
     let rotated = ServerProcess::start(

@@ -91,6 +91,19 @@ impl ServerProcess {
         format!("{}{}", self.base_url, path)
     }
 
+    /// Connects with `body` and returns the token, failing the test on any error.
+    pub async fn token_for(&self, body: &serde_json::Value) -> String {
+        let response = reqwest::Client::new()
+            .post(self.url("/api/database/connect"))
+            .json(body)
+            .send()
+            .await
+            .expect("connect");
+        let (status, json) = crate::common::read(response).await;
+        assert_eq!(status, 200, "{json}");
+        json["token"].as_str().expect("token").to_owned()
+    }
+
     /// The process's peak resident memory so far (`VmHWM`), in bytes.
     pub fn peak_memory(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
