@@ -165,6 +165,14 @@ async fn postgres_attacks_are_refused_or_bounded_and_leave_nothing_behind() {
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'",
             json!(0),
         ),
+        // The statement fails after taking the lock: the server skips the rest of
+        // its part of the flight, but the cleanup is a part of its own.
+        leaves(
+            "SELECT pg_advisory_lock(9), 1 / (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 42)",
+            Then::Refused(&["sql_error"]),
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'",
+            json!(0),
+        ),
         leaves(
             "DECLARE qg_c CURSOR WITH HOLD FOR SELECT 1",
             Then::Runs,

@@ -4,7 +4,6 @@
 
 use fallible_iterator::FallibleIterator;
 use postgres_protocol::message::backend::Message;
-use postgres_protocol::message::frontend;
 
 use super::conn::{PgConn, WireError};
 use super::errors::{DbErrorFields, statement_error, wire_error};
@@ -52,7 +51,7 @@ pub(crate) async fn run(
     max_row_bytes: usize,
 ) -> Result<Vec<Vec<TextRow>>, SqlError> {
     for (sql, params) in queries {
-        queue(conn, sql, params).map_err(|_| {
+        conn.queue_text_statement(sql, params).map_err(|_| {
             SqlError::refused(
                 ErrorCode::InternalError,
                 "a catalogue query could not be encoded",
@@ -70,28 +69,6 @@ pub(crate) async fn run(
             conn.mark_broken();
             statement_error(fields, "")
         })
-}
-
-fn queue(conn: &mut PgConn, sql: &str, params: &[Option<String>]) -> std::io::Result<()> {
-    let out = &mut conn.out;
-    frontend::parse("", sql, params.iter().map(|_| 25), out)?;
-    frontend::bind(
-        "",
-        "",
-        [0],
-        params.iter(),
-        |value, buf| match value {
-            Some(text) => {
-                buf.extend_from_slice(text.as_bytes());
-                Ok(postgres_protocol::IsNull::No)
-            }
-            None => Ok(postgres_protocol::IsNull::Yes),
-        },
-        [0],
-        out,
-    )
-    .map_err(|_| std::io::Error::other("bind"))?;
-    frontend::execute("", 0, out)
 }
 
 async fn read(

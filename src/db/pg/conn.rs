@@ -79,11 +79,33 @@ impl PgConn {
         }
     }
 
-    /// Queues a simple query (one `ReadyForQuery` will answer it).
-    pub(crate) fn queue_query(&mut self, sql: &str) -> std::io::Result<()> {
-        postgres_protocol::message::frontend::query(sql, &mut self.out)?;
-        self.awaiting_ready += 1;
-        Ok(())
+    /// Queues Parse, Bind and Execute of `sql` through the unnamed statement and
+    /// portal, with text parameters and text results, and no `Sync`.
+    pub(crate) fn queue_text_statement(
+        &mut self,
+        sql: &str,
+        params: &[Option<String>],
+    ) -> std::io::Result<()> {
+        use postgres_protocol::message::frontend;
+        let out = &mut self.out;
+        frontend::parse("", sql, params.iter().map(|_| 25), out)?;
+        frontend::bind(
+            "",
+            "",
+            [0],
+            params.iter(),
+            |value, buf| match value {
+                Some(text) => {
+                    buf.extend_from_slice(text.as_bytes());
+                    Ok(postgres_protocol::IsNull::No)
+                }
+                None => Ok(postgres_protocol::IsNull::Yes),
+            },
+            [0],
+            out,
+        )
+        .map_err(|_| std::io::Error::other("bind"))?;
+        frontend::execute("", 0, out)
     }
 
     /// Queues a `Sync`, which ends an extended-protocol exchange.

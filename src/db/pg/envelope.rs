@@ -1,20 +1,25 @@
 //! The read-only envelope around a client's statement, in one round trip.
 //!
-//! One write carries three things, and the server works through them in order:
+//! One write carries the whole envelope in the extended protocol, in two parts
+//! that each end with a `Sync` (so the server flushes its answers twice, not once
+//! per command):
 //!
-//! 1. `BEGIN READ ONLY` (a simple query): the transaction is read-only before the
-//!    client's text is parsed. The server cancels the statement at its limit:
-//!    every session starts with the server's default `statement_timeout`, and a
-//!    request that asks for another adds `SET LOCAL statement_timeout = N` to the
-//!    same query. (Every session also starts with `default_transaction_read_only
-//!    = on`, so even a transaction that failed to begin would be read-only.)
-//! 2. The client's statement through the extended protocol — Parse (unnamed, which
+//! 1. `BEGIN READ ONLY`, then the client's statement — Parse (unnamed, which
 //!    refuses a second statement), Bind, Describe, Execute with a row limit of
-//!    `maxRows + 1`, Sync — so the server stops after one row past the cap.
-//! 3. `ROLLBACK`, then `DISCARD ALL`: the transaction ends, and everything a session can
-//!    keep is dropped (prepared statements, cursors, advisory locks, `LISTEN`,
-//!    settings, temporary tables), so nothing outlives the request on a pooled
-//!    connection.
+//!    `maxRows + 1` — then `Sync`. The server works through the messages in
+//!    order, so the transaction is read-only before the client's text is parsed,
+//!    and the server cancels the statement at its limit: every session starts with
+//!    the server's default `statement_timeout`, and a request that asks for
+//!    another adds `SET LOCAL statement_timeout = N` after `BEGIN`. (Every
+//!    session also starts with `default_transaction_read_only = on`, so even a
+//!    transaction that failed to begin would be read-only.)
+//! 2. `ROLLBACK`, `DISCARD ALL`, `Sync`: after the first `Sync`, so they run even
+//!    when the statement failed (an error skips everything up to the next `Sync`).
+//!    The transaction ends, and everything a session can keep is dropped
+//!    (prepared statements, cursors, advisory locks, `LISTEN`, settings,
+//!    temporary tables), so nothing outlives the request on a pooled connection.
+//!    `DISCARD ALL` refuses to run inside a transaction block or a pipelined
+//!    implicit transaction; after `ROLLBACK` it starts a transaction of its own.
 //!
 //! A pooled connection that turns out dead before the server acknowledged anything
 //! of the request is replaced and the request sent once more; once anything came
@@ -46,23 +51,24 @@ pub(crate) enum Attempt<T> {
     Retry(SqlError),
 }
 
-/// Queues the envelope around `sql`.
+/// Queues the envelope around `sql`: `Ok(n)`, the number of setup commands
+/// whose completions come before the statement's answers.
 fn queue(
     conn: &mut PgConn,
     timeout: Duration,
     sql: &str,
     params: &[Value],
     max_rows: i32,
-) -> Result<(), SqlError> {
-    if timeout == conn.session_timeout {
-        conn.queue_query("BEGIN READ ONLY")
-    } else {
+) -> Result<usize, SqlError> {
+    conn.queue_text_statement("BEGIN READ ONLY", &[])
+        .map_err(encode_error)?;
+    let mut setup = 1;
+    if timeout != conn.session_timeout {
         let ms = super::startup::timeout_ms(timeout);
-        conn.queue_query(&format!(
-            "BEGIN READ ONLY; SET LOCAL statement_timeout = {ms}"
-        ))
+        conn.queue_text_statement(&format!("SET LOCAL statement_timeout = {ms}"), &[])
+            .map_err(encode_error)?;
+        setup += 1;
     }
-    .map_err(encode_error)?;
     let out = &mut conn.out;
     let types: Vec<u32> = params.iter().map(bind::param_type).collect();
     frontend::parse("", sql, types, out).map_err(encode_error)?;
@@ -70,10 +76,14 @@ fn queue(
     frontend::describe(b'P', "", out).map_err(encode_error)?;
     frontend::execute("", max_rows, out).map_err(encode_error)?;
     conn.queue_sync();
-    // Two messages: in one query string DISCARD would run inside the implicit
-    // transaction block of the string, where it is not allowed.
-    conn.queue_query("ROLLBACK").map_err(encode_error)?;
-    conn.queue_query("DISCARD ALL").map_err(encode_error)
+    // After the Sync, so that they run even when the statement failed (an error
+    // skips everything up to the next Sync).
+    conn.queue_text_statement("ROLLBACK", &[])
+        .map_err(encode_error)?;
+    conn.queue_text_statement("DISCARD ALL", &[])
+        .map_err(encode_error)?;
+    conn.queue_sync();
+    Ok(setup)
 }
 
 fn encode_error(_: std::io::Error) -> SqlError {
@@ -91,22 +101,25 @@ pub(crate) async fn run(
     types: &Types,
 ) -> Attempt<bool> {
     let max_rows = i32::try_from(request.max_rows.saturating_add(1)).unwrap_or(0);
-    if let Err(error) = queue(
+    let setup = match queue(
         conn,
         request.timeout,
         &request.sql,
         &request.params,
         max_rows,
     ) {
-        conn.out.clear();
-        conn.mark_broken();
-        return Attempt::Done(Err(error));
-    }
+        Ok(setup) => setup,
+        Err(error) => {
+            conn.out.clear();
+            conn.mark_broken();
+            return Attempt::Done(Err(error));
+        }
+    };
     if let Err(error) = conn.flush().await {
         return Attempt::Retry(wire_error(&error, request.max_row_bytes));
     }
     sink.restart_clock();
-    match finish_simple(conn).await {
+    match finish_setup(conn, setup).await {
         Ok(Ok(())) => {}
         Ok(Err(fields)) => {
             conn.mark_broken();
@@ -147,27 +160,53 @@ fn early_failure<T>(conn: &PgConn, error: &WireError, max_row_bytes: usize) -> A
     }
 }
 
-/// Reads a simple query's answers up to `ReadyForQuery`: the first error, if any.
-async fn finish_simple(conn: &mut PgConn) -> Result<Result<(), DbErrorFields>, WireError> {
+/// Reads the answers of the `count` setup commands; an error ends the reading
+/// (the caller closes the connection).
+async fn finish_setup(
+    conn: &mut PgConn,
+    count: usize,
+) -> Result<Result<(), DbErrorFields>, WireError> {
+    let mut done = 0;
+    while done < count {
+        match conn.recv().await? {
+            Message::CommandComplete(_) => done += 1,
+            Message::ErrorResponse(body) => {
+                let fields = DbErrorFields::parse(body.fields());
+                // A session that is being terminated: nothing of ours ran.
+                if fields.code.starts_with("57P0") {
+                    conn.mark_broken();
+                    return Err(WireError::Io(std::io::ErrorKind::ConnectionAborted.into()));
+                }
+                return Ok(Err(fields));
+            }
+            Message::ParseComplete
+            | Message::BindComplete
+            | Message::NoticeResponse(_)
+            | Message::ParameterStatus(_)
+            | Message::NotificationResponse(_) => {}
+            _ => return Err(WireError::Protocol("unexpected message in the setup")),
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// Reads answers up to the next `ReadyForQuery`: the first error, if any.
+async fn finish(conn: &mut PgConn) -> Result<Result<(), DbErrorFields>, WireError> {
     let mut failure = None;
     loop {
         match conn.recv().await? {
             Message::ReadyForQuery(_) => return Ok(failure.map_or(Ok(()), Err)),
             Message::ErrorResponse(body) => {
-                let fields = DbErrorFields::parse(body.fields());
-                // A session that is being terminated: nothing of ours ran.
-                if fields.code.starts_with("57P0") && failure.is_none() {
-                    conn.mark_broken();
-                    return Err(WireError::Io(std::io::ErrorKind::ConnectionAborted.into()));
-                }
-                failure.get_or_insert(fields);
+                failure.get_or_insert(DbErrorFields::parse(body.fields()));
             }
-            Message::CommandComplete(_)
+            Message::ParseComplete
+            | Message::BindComplete
+            | Message::CommandComplete(_)
             | Message::EmptyQueryResponse
             | Message::NoticeResponse(_)
             | Message::ParameterStatus(_)
             | Message::NotificationResponse(_) => {}
-            _ => return Err(WireError::Protocol("unexpected message in a simple query")),
+            _ => return Err(WireError::Protocol("unexpected message")),
         }
     }
 }
@@ -175,19 +214,13 @@ async fn finish_simple(conn: &mut PgConn) -> Result<Result<(), DbErrorFields>, W
 /// The end of the envelope (`ROLLBACK`, then `DISCARD ALL`); any surprise
 /// closes the connection instead of pooling it.
 async fn end_envelope(conn: &mut PgConn) {
-    for _ in 0..2 {
-        match finish_simple(conn).await {
-            Ok(Ok(())) => {}
-            Ok(Err(fields)) => {
-                tracing::warn!(code = %fields.code, "PostgreSQL session cleanup failed; closing the connection");
-                conn.mark_broken();
-                return;
-            }
-            Err(_) => {
-                conn.mark_broken();
-                return;
-            }
+    match finish(conn).await {
+        Ok(Ok(())) => {}
+        Ok(Err(fields)) => {
+            tracing::warn!(code = %fields.code, "PostgreSQL session cleanup failed; closing the connection");
+            conn.mark_broken();
         }
+        Err(_) => conn.mark_broken(),
     }
 }
 
