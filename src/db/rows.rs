@@ -142,6 +142,19 @@ impl RowSink {
     /// Ends the execution: with the columns unknown, an error answers the request
     /// itself; otherwise the remaining rows and the end are sent.
     pub(crate) async fn finish(mut self, outcome: Result<bool, SqlError>) {
+        self.end(outcome).await;
+    }
+
+    /// As [`RowSink::finish`], before the engine's own work is over (its
+    /// cleanup can follow the answer); later ends are ignored.
+    pub(crate) async fn end(&mut self, outcome: Result<bool, SqlError>) {
+        self.send_end(outcome).await;
+        self.header = None;
+        self.events = None;
+        self.pending = None;
+    }
+
+    async fn send_end(&mut self, outcome: Result<bool, SqlError>) {
         if let Some(header) = self.header.take() {
             let answer = match outcome {
                 Err(error) => Err(error),
@@ -164,7 +177,7 @@ impl RowSink {
             let _ = header.send(answer);
             return;
         }
-        if self.flush().await.is_err() {
+        if self.events.is_none() || self.flush().await.is_err() {
             return;
         }
         let last = match outcome {

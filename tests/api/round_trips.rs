@@ -48,22 +48,29 @@ async fn postgres_connect_costs_the_handshake_and_one_check_and_execute_and_sche
     // Start-up (trust authentication answers at once), then the check.
     assert_eq!(proxy.flights().len(), 2, "connect: {:?}", proxy.flights());
 
-    for sql in [
-        "SELECT 1",
-        "SELECT g FROM generate_series(1, 5000) g",
-        "SELECT * FROM no_such_table",
+    // A statement costs one flight; a failed one also the cleanup the server
+    // skipped with the rest of the flight, sent after the answer.
+    for (sql, expected) in [
+        ("SELECT 1", 1),
+        ("SELECT g FROM generate_series(1, 5000) g", 1),
+        ("SELECT * FROM no_such_table", 2),
     ] {
         let mark = proxy.flights().len();
         let _ = app.sql(&token, sql).await;
-        let flights = proxy.since(mark);
-        assert_eq!(flights.len(), 1, "execute {sql}: {flights:?}");
+        let flights = settle(&proxy, mark, expected).await;
+        assert_eq!(flights.len(), expected, "execute {sql}: {flights:?}");
         // Parse: tag, length, the unnamed statement's empty name, then the text.
+        let parses = |flight: &Flight, text: &[u8]| {
+            flight.bytes.starts_with(b"P") && flight.bytes[6..].starts_with(text)
+        };
         assert!(
-            flights[0].bytes.starts_with(b"P")
-                && flights[0].bytes[6..].starts_with(b"BEGIN READ ONLY\0"),
+            parses(&flights[0], b"BEGIN READ ONLY\0"),
             "the flight opens with BEGIN READ ONLY: {:?}",
             flights[0]
         );
+        if let Some(cleanup) = flights.get(1) {
+            assert!(parses(cleanup, b"ROLLBACK\0"), "cleanup: {cleanup:?}");
+        }
     }
 
     let mark = proxy.flights().len();

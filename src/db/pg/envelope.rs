@@ -1,25 +1,28 @@
 //! The read-only envelope around a client's statement, in one round trip.
 //!
-//! One write carries the whole envelope in the extended protocol, in two parts
-//! that each end with a `Sync` (so the server flushes its answers twice, not once
-//! per command):
+//! One write carries the whole envelope in the extended protocol, ended by a
+//! single `Sync`, so the server flushes its answers once (it flushes at every
+//! `ReadyForQuery`):
 //!
-//! 1. `BEGIN READ ONLY`, then the client's statement — Parse (unnamed, which
-//!    refuses a second statement), Bind, Describe, Execute with a row limit of
-//!    `maxRows + 1` — then `Sync`. The server works through the messages in
-//!    order, so the transaction is read-only before the client's text is parsed,
-//!    and the server cancels the statement at its limit: every session starts with
-//!    the server's default `statement_timeout`, and a request that asks for
-//!    another adds `SET LOCAL statement_timeout = N` after `BEGIN`. (Every
-//!    session also starts with `default_transaction_read_only = on`, so even a
-//!    transaction that failed to begin would be read-only.)
-//! 2. `ROLLBACK`, `DISCARD ALL`, `Sync`: after the first `Sync`, so they run even
-//!    when the statement failed (an error skips everything up to the next `Sync`).
-//!    The transaction ends, and everything a session can keep is dropped
-//!    (prepared statements, cursors, advisory locks, `LISTEN`, settings,
-//!    temporary tables), so nothing outlives the request on a pooled connection.
-//!    `DISCARD ALL` refuses to run inside a transaction block or a pipelined
-//!    implicit transaction; after `ROLLBACK` it starts a transaction of its own.
+//! 1. `BEGIN READ ONLY`. The server works through the messages in order, so the
+//!    transaction is read-only before the client's text is parsed. The server
+//!    cancels the statement at its limit: every session starts with the server's
+//!    default `statement_timeout`, and a request that asks for another adds
+//!    `SET LOCAL statement_timeout = N`. (Every session also starts with
+//!    `default_transaction_read_only = on`, so even a transaction that failed to
+//!    begin would be read-only.)
+//! 2. The client's statement — Parse (unnamed, which refuses a second
+//!    statement), Bind, Describe, Execute with a row limit of `maxRows + 1`.
+//! 3. `ROLLBACK`, `DISCARD ALL`, `Sync`: the transaction ends, and everything a
+//!    session can keep is dropped (prepared statements, cursors, advisory locks,
+//!    `LISTEN`, settings, temporary tables), so nothing outlives the request on a
+//!    pooled connection. `DISCARD ALL` refuses to run inside a transaction block
+//!    or after another statement of the same pipelined transaction; after
+//!    `ROLLBACK` it starts a transaction of its own.
+//!
+//! A statement that fails makes the server skip everything up to the `Sync`,
+//! the cleanup included: the client gets its answer at once, and the cleanup
+//! follows in a flight of its own before the connection serves anyone else.
 //!
 //! A pooled connection that turns out dead before the server acknowledged anything
 //! of the request is replaced and the request sent once more; once anything came
@@ -75,15 +78,16 @@ fn queue(
     bind::queue_bind(params, out)?;
     frontend::describe(b'P', "", out).map_err(encode_error)?;
     frontend::execute("", max_rows, out).map_err(encode_error)?;
-    conn.queue_sync();
-    // After the Sync, so that they run even when the statement failed (an error
-    // skips everything up to the next Sync).
-    conn.queue_text_statement("ROLLBACK", &[])
-        .map_err(encode_error)?;
-    conn.queue_text_statement("DISCARD ALL", &[])
-        .map_err(encode_error)?;
-    conn.queue_sync();
+    queue_cleanup(conn).map_err(encode_error)?;
     Ok(setup)
+}
+
+/// Queues `ROLLBACK`, `DISCARD ALL` and the `Sync` that ends the flight.
+fn queue_cleanup(conn: &mut PgConn) -> std::io::Result<()> {
+    conn.queue_text_statement("ROLLBACK", &[])?;
+    conn.queue_text_statement("DISCARD ALL", &[])?;
+    conn.queue_sync();
+    Ok(())
 }
 
 fn encode_error(_: std::io::Error) -> SqlError {
@@ -127,19 +131,15 @@ pub(crate) async fn run(
         }
         Err(error) => return early_failure(conn, &error, request.max_row_bytes),
     }
-    let deadline = Instant::now() + request.timeout + Duration::from_secs(1);
-    let statement =
-        tokio::time::timeout_at(deadline.into(), read_statement(conn, request, sink, types)).await;
-    let Ok(outcome) = statement else {
-        // The server did not cancel in time: ask it to, and never reuse this
-        // half-read connection.
-        conn.mark_broken();
-        if let Some(key) = conn.backend_key {
-            tokio::spawn(super::startup::cancel(conn.address, key));
+    let outcome = read_statement_in_time(conn, request, sink, types).await;
+    if let Err(Stop::Sql(error)) = &outcome {
+        if !conn.is_broken() {
+            // The server skipped the rest of the flight, cleanup included: the
+            // client has its answer while the cleanup makes a round trip.
+            sink.end(Err(error.clone())).await;
+            clean_up_after_failure(conn).await;
         }
-        return Attempt::Done(Err(SqlError::timeout()));
-    };
-    if !conn.is_broken() {
+    } else if !conn.is_broken() {
         end_envelope(conn).await;
     }
     Attempt::Done(outcome.map_err(|stop| match stop {
@@ -147,6 +147,27 @@ pub(crate) async fn run(
         Stop::Wire(error) => wire_error(&error, request.max_row_bytes),
         Stop::HungUp => SqlError::refused(ErrorCode::SqlError, "the client went away"),
     }))
+}
+
+/// Reads the statement's answers within its limit and a second: past it, the
+/// server did not cancel in time, so querygate asks it to and never reuses this
+/// half-read connection.
+async fn read_statement_in_time(
+    conn: &mut PgConn,
+    request: &ExecRequest,
+    sink: &mut RowSink,
+    types: &Types,
+) -> Result<bool, Stop> {
+    let deadline = Instant::now() + request.timeout + Duration::from_secs(1);
+    let statement =
+        tokio::time::timeout_at(deadline.into(), read_statement(conn, request, sink, types)).await;
+    statement.unwrap_or_else(|_| {
+        conn.mark_broken();
+        if let Some(key) = conn.backend_key {
+            tokio::spawn(super::startup::cancel(conn.address, key));
+        }
+        Err(Stop::Sql(SqlError::timeout()))
+    })
 }
 
 /// A failure before the statement's results: retry when the server said nothing
@@ -224,6 +245,15 @@ async fn end_envelope(conn: &mut PgConn) {
     }
 }
 
+/// After a failed statement: the cleanup the server skipped, in a flight of its own.
+async fn clean_up_after_failure(conn: &mut PgConn) {
+    if queue_cleanup(conn).is_err() || conn.flush().await.is_err() {
+        conn.mark_broken();
+        return;
+    }
+    end_envelope(conn).await;
+}
+
 enum Stop {
     Sql(SqlError),
     Wire(WireError),
@@ -247,7 +277,7 @@ async fn read_statement(
         bigint_as_string: request.bigint_as_string,
     };
     let mut wire_types: Vec<u32> = Vec::new();
-    let (mut rows, mut truncated, mut failure) = (0usize, false, None);
+    let (mut rows, mut truncated) = (0usize, false);
     loop {
         match conn.recv().await? {
             Message::RowDescription(body) => {
@@ -266,8 +296,15 @@ async fn read_statement(
                     return Err(Stop::HungUp);
                 }
             }
+            // The statement's end; the cleanup's answers follow.
+            Message::CommandComplete(_)
+            | Message::PortalSuspended
+            | Message::EmptyQueryResponse => return Ok(truncated),
+            // The server skips to the Sync, whose ReadyForQuery ends the flight.
             Message::ErrorResponse(body) => {
-                failure = Some(DbErrorFields::parse(body.fields()));
+                let fields = DbErrorFields::parse(body.fields());
+                finish(conn).await?.ok();
+                return Err(Stop::Sql(statement_error(fields, &request.sql)));
             }
             Message::CopyInResponse(_) | Message::CopyOutResponse(_) => {
                 conn.mark_broken();
@@ -276,18 +313,9 @@ async fn read_statement(
                     "COPY is not supported here; use SELECT",
                 )));
             }
-            Message::ReadyForQuery(_) => {
-                return match failure {
-                    Some(fields) => Err(Stop::Sql(statement_error(fields, &request.sql))),
-                    None => Ok(truncated),
-                };
-            }
             Message::ParseComplete
             | Message::BindComplete
             | Message::NoData
-            | Message::CommandComplete(_)
-            | Message::PortalSuspended
-            | Message::EmptyQueryResponse
             | Message::NoticeResponse(_)
             | Message::ParameterStatus(_)
             | Message::NotificationResponse(_) => {}
