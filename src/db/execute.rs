@@ -11,8 +11,8 @@
 //! - PostgreSQL ([`crate::db::pg`]): a `READ ONLY` transaction under the session's
 //!   `statement_timeout` (`SET LOCAL` when the request asks for another limit),
 //!   begun in the same flight before the statement is parsed;
-//!   the extended protocol refuses a second statement; `ROLLBACK; DISCARD ALL`
-//!   ends every request, which drops what a session can keep (prepared
+//!   the extended protocol refuses a second statement; `ROLLBACK`, `DISCARD ALL`
+//!   end every request, which drops what a session can keep (prepared
 //!   statements, cursors, advisory locks, `LISTEN`, settings).
 //! - MySQL/MariaDB ([`crate::db::mysql`]): a read-only *session* (DDL commits
 //!   implicitly and would escape a read-only transaction) and transaction with the
@@ -28,16 +28,20 @@
 //!
 //! Rows are streamed: the engine stops one row past the cap, a row larger than
 //! `MAX_ROW_BYTES` is refused before it is buffered, and a client that goes away
-//! releases the connection. The statement's work runs on a task of its own, so a
-//! client hanging up cannot cut it between `BEGIN` and `ROLLBACK`, and the whole
+//! releases the connection. The statement's work is polled by the request until
+//! its columns are known, then runs on a task of its own, as does work whose
+//! request is dropped, so a client hanging up cannot cut it between `BEGIN` and
+//! `ROLLBACK`, and the whole
 //! of it (acquire, setup, statement, cleanup) is bounded by the statement's limit
 //! plus a grace period. Read-only holds for this session only: extensions such as
 //! `dblink` or functions that need superuser rights act with the connecting role's
 //! privileges, so deployments should connect with least-privileged roles
 //! (docs/security.md).
 
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::FutureExt as _;
 use serde_json::Value;
 
 use crate::db::DbPool;
@@ -179,11 +183,16 @@ fn log_statement(
 
 /// Starts `request` on `pool`, read-only; resolves once the result's columns are
 /// known (or to the error that came first).
+///
+/// The statement's work is polled here first: a small result usually arrives
+/// in one read, so the work ends within this call and no task is spawned. Work
+/// that is still running once the columns are known continues on a task of its
+/// own, and so does work this call is dropped in the middle of ([`Unfinished`]).
 pub(crate) async fn execute(pool: &DbPool, request: ExecRequest) -> Result<Execution, SqlError> {
     policy::check(pool.engine(), &request.sql)?;
-    let (mut sink, header) = rows::channel();
+    let (mut sink, mut header_rx) = rows::channel();
     let pool = pool.clone();
-    tokio::spawn(async move {
+    let mut work = Unfinished(Some(Box::pin(async move {
         let started = std::time::Instant::now();
         let work = pool.execute(&request, &mut sink);
         let outcome = tokio::time::timeout(overall_limit(request.timeout), work)
@@ -196,13 +205,65 @@ pub(crate) async fn execute(pool: &DbPool, request: ExecRequest) -> Result<Execu
             &outcome,
         );
         sink.finish(outcome).await;
-    });
-    header.await.unwrap_or_else(|_| {
+    })));
+    let header = std::future::poll_fn(|cx| {
+        if work.poll_unless_done(cx).is_ready() {
+            return Poll::Ready(None);
+        }
+        header_rx.poll_unpin(cx).map(Some)
+    })
+    .await;
+    let header = match header {
+        Some(header) => {
+            work.detach();
+            header
+        }
+        // The work ended: its header was sent before it did.
+        None => header_rx.await,
+    };
+    header.unwrap_or_else(|_| {
         Err(SqlError::refused(
             ErrorCode::SqlError,
             "the statement could not be completed",
         ))
     })
+}
+
+/// A statement's work, boxed so that it can move to a task of its own after
+/// being polled here.
+type Work = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Work that must run to its end: dropped unfinished, it is spawned, so that
+/// a client hanging up cannot cut it between `BEGIN` and `ROLLBACK`.
+struct Unfinished(Option<Work>);
+
+impl Unfinished {
+    /// Polls the work until it ends; then forgets it.
+    fn poll_unless_done(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(work) = self.0.as_mut() else {
+            return Poll::Ready(());
+        };
+        let done = work.as_mut().poll(cx);
+        if done.is_ready() {
+            self.0 = None;
+        }
+        done
+    }
+
+    /// Lets the rest of the work run on a task of its own.
+    fn detach(&mut self) {
+        if let Some(work) = self.0.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(work);
+        }
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        self.detach();
+    }
 }
 
 /// Plans `request.sql` read-only without running it, so that the engine reports
