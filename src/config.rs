@@ -86,6 +86,12 @@ pub struct Config {
     /// Port to listen on (0 picks a free one and logs it).
     #[arg(long, env = "PORT", default_value_t = 8080)]
     pub port: u16,
+    /// Threads that serve requests; defaults to the CPUs the process may use
+    /// (its cgroup quota included). With one, tokio's single-threaded scheduler
+    /// runs everything on one thread, which costs less per request than one
+    /// worker of the multi-threaded one (BENCHMARKS.md).
+    #[arg(long, env = "TOKIO_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub worker_threads: Option<u16>,
     /// `development` or `production`. Production refuses to start without keys.
     #[arg(
         long = "env",

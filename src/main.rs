@@ -10,20 +10,49 @@ use querygate::{AppState, Config, telemetry};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Some(Command::Keygen(args)) => keygen(&args),
-        Some(Command::Serve(config)) => serve(config).await,
-        None => serve(cli.serve).await,
+    let config = match cli.command {
+        Some(Command::Keygen(args)) => return keygen(&args),
+        Some(Command::Serve(config)) => config,
+        None => cli.serve,
+    };
+    match runtime(config.worker_threads) {
+        Ok(runtime) => runtime.block_on(serve(config)),
+        Err(error) => {
+            eprintln!("querygate cannot start its runtime: {error}");
+            ExitCode::FAILURE
+        }
     }
+}
+
+/// The async runtime: tokio's single-threaded scheduler for one thread (less
+/// work per request than one worker of the multi-threaded scheduler), the
+/// multi-threaded one for more.
+fn runtime(threads: Option<u16>) -> std::io::Result<tokio::runtime::Runtime> {
+    let threads = threads.map_or_else(
+        || std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+        usize::from,
+    );
+    let mut builder = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(threads);
+        builder
+    };
+    builder.enable_all().build()
 }
 
 async fn serve(config: Config) -> ExitCode {
     telemetry::init(config.log_format());
     let file_limit = querygate::server::raise_file_limit();
-    tracing::info!(file_limit, "open-file limit");
+    let threads = tokio::runtime::Handle::current().metrics().num_workers();
+    tracing::info!(
+        file_limit,
+        threads,
+        "open-file limit and threads serving requests"
+    );
     let (host, why) = config.listen_host();
     let address = std::net::SocketAddr::new(host, config.port);
     let state = match AppState::build(config).await {

@@ -162,3 +162,52 @@ async fn sigterm_turns_the_instance_not_ready_refuses_new_connections_and_finish
         "exit code"
     );
 }
+
+#[tokio::test]
+async fn one_worker_thread_serves_every_engine_and_drains_on_sigterm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = ServerProcess::start(
+        &dir.path().join("sqlite"),
+        &dir.path().join("keys"),
+        &[("QUERYGATE_KEYS", KEY_A), ("TOKIO_WORKER_THREADS", "1")],
+    );
+    assert!(
+        server.logs().contains("threads=1") || server.logs().contains(r#""threads":1"#),
+        "the start-up log names one thread: {}",
+        server.logs()
+    );
+    let client = reqwest::Client::new();
+    for body in [pg_body("test"), mysql_body("test"), sqlite_body("demo")] {
+        let token = server.token_for(&body).await;
+        let response = client
+            .post(server.url("/api/database/execute"))
+            .bearer_auth(&token)
+            .json(&json!({"sql": "SELECT 1 AS one"}))
+            .send()
+            .await
+            .expect("execute");
+        let (status, answer) = read(response).await;
+        assert_eq!(status, 200, "{body}: {answer}");
+        assert_eq!(answer["rowCount"], 1, "{body}: {answer}");
+    }
+    server.terminate();
+    assert_eq!(server.wait_exit(Duration::from_secs(20)), Some(0));
+}
+
+#[test]
+fn a_worker_thread_count_that_is_not_one_to_1024_is_refused_at_start() {
+    for value in ["0", "-1", "two", "1025", ""] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_querygate"))
+            .env_clear()
+            .env("TOKIO_WORKER_THREADS", value)
+            .env("PORT", "0")
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{value:?} was accepted");
+        assert!(
+            stderr.contains("--worker-threads") && !stderr.contains("panicked"),
+            "{value:?}: {stderr}"
+        );
+    }
+}
