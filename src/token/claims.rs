@@ -68,4 +68,35 @@ pub struct Verified {
     pub claims: Claims,
     /// The connection parameters from `cx`.
     pub params: ConnParams,
+    /// Its times as clients see them, written once when it was verified.
+    pub times: TokenTimes,
+}
+
+/// A token's times in RFC 3339 (UTC, whole seconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenTimes {
+    /// `iat`.
+    pub issued_at: String,
+    /// `exp`.
+    pub expires_at: String,
+    /// The end of its chain: `orig` plus the maximum lifetime.
+    pub refreshable_until: String,
+}
+
+impl TokenTimes {
+    /// The times of `claims` under a chain's `max_lifetime` (seconds).
+    pub(crate) fn new(claims: &Claims, max_lifetime: i64) -> Self {
+        Self {
+            issued_at: rfc3339(claims.iat),
+            expires_at: rfc3339(claims.exp),
+            refreshable_until: rfc3339(claims.orig.saturating_add(max_lifetime)),
+        }
+    }
+}
+
+/// Seconds since the epoch in RFC 3339 (UTC, whole seconds).
+pub(crate) fn rfc3339(unix: i64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp(unix, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }

@@ -23,7 +23,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, Header, Validation, errors::ErrorKind};
 
 use crate::db::params::ConnParams;
-pub use claims::{Chain, Claims, Issued, Verified};
+pub(crate) use claims::rfc3339;
+pub use claims::{Chain, Claims, Issued, TokenTimes, Verified};
 pub use error::TokenError;
 pub use keys::{KeyRing, KeySource, KeyVersion};
 
@@ -226,7 +227,12 @@ impl TokenService {
             seal::open(&version.cipher, &aad, &claims.cx).ok_or(TokenError::Undecryptable)?;
         let params: ConnParams =
             serde_json::from_slice(&plaintext).map_err(|_| TokenError::BadPayload)?;
-        Ok(Verified { claims, params })
+        let times = TokenTimes::new(&claims, self.policy.max_lifetime);
+        Ok(Verified {
+            claims,
+            params,
+            times,
+        })
     }
 }
 

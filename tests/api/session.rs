@@ -181,3 +181,21 @@ async fn disconnect_closes_this_instances_pool() {
     assert_eq!(status, 200);
     assert_eq!(app.state.db.pool_count().await, 1);
 }
+
+#[tokio::test]
+async fn status_gives_the_times_the_token_was_issued_with_on_every_request() {
+    let app = TestApp::spawn().await;
+    let (status, issued) = read(app.connect(&pg_body("test")).await).await;
+    assert_eq!(status, 200, "{issued}");
+    let token = issued["token"].as_str().expect("token");
+    // The first answer verifies the token; the second comes from the cache.
+    for _ in 0..2 {
+        let (status, body) = read(app.status(Some(token), false).await).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["expiresAt"], issued["expiresAt"]);
+        assert_eq!(body["refreshableUntil"], issued["refreshableUntil"]);
+        let issued_at = body["issuedAt"].as_str().expect("issuedAt");
+        let expires_at = body["expiresAt"].as_str().expect("expiresAt");
+        assert!(issued_at.ends_with('Z') && issued_at < expires_at, "{body}");
+    }
+}

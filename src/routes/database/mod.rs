@@ -9,12 +9,11 @@ mod session;
 
 use axum::Router;
 use axum::routing::{get, post};
-use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
 use crate::db::params::ConnParams;
 use crate::state::AppState;
-use crate::token::Issued;
+use crate::token::{Issued, rfc3339};
 
 /// The routes of this area.
 pub(crate) fn router() -> Router<AppState> {
@@ -63,10 +62,4 @@ impl TokenResponse {
             server_version,
         }
     }
-}
-
-fn rfc3339(unix: i64) -> String {
-    DateTime::<Utc>::from_timestamp(unix, 0)
-        .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Secs, true)
 }

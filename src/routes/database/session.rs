@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
-use super::{TokenResponse, rfc3339};
+use super::TokenResponse;
 use crate::db::params::Engine;
 use crate::error::AppResult;
 use crate::extract::ApiQuery;
@@ -42,10 +42,10 @@ pub(crate) struct ConnectionStatus<'a> {
     database: &'a str,
     username: Option<&'a str>,
     ssl: Option<&'static str>,
-    issued_at: String,
-    expires_at: String,
+    issued_at: &'a str,
+    expires_at: &'a str,
     expires_in: i64,
-    refreshable_until: String,
+    refreshable_until: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     check: Option<CheckAnswer>,
 }
@@ -94,10 +94,10 @@ pub(super) async fn status(
             database: &params.database,
             username: network.then_some(params.username.as_str()),
             ssl: network.then_some(params.ssl.as_str()),
-            issued_at: rfc3339(claims.iat),
-            expires_at: rfc3339(claims.exp),
+            issued_at: &verified.times.issued_at,
+            expires_at: &verified.times.expires_at,
             expires_in: (claims.exp - Utc::now().timestamp()).max(0),
-            refreshable_until: rfc3339(claims.orig + state.tokens.policy().max_lifetime),
+            refreshable_until: &verified.times.refreshable_until,
             check,
         }),
     };
