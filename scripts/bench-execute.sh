@@ -9,9 +9,8 @@
 #
 #   bash scripts/bench-execute.sh [seconds-per-run]   (default 10)
 #
-# TOKIO_WORKER_THREADS (default: one per core) is passed to the server: on a
-# machine where the database and the load generator share the cores, one worker
-# can do more than two.
+# TOKIO_WORKER_THREADS (default: one per core) is passed to the server; 1 runs
+# tokio's single-threaded scheduler (BENCHMARKS.md compares the two).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-10}
