@@ -154,3 +154,35 @@ async fn mysql_connect_costs_the_handshake_and_one_check_and_execute_two_round_t
         "schema: one query"
     );
 }
+
+#[tokio::test]
+async fn a_failed_postgres_statement_keeps_its_connection_for_the_next_request() {
+    let app = TestApp::spawn_with(|config| config.pool_max_connections = 1).await;
+    let token = app.token_for(&pg_body("test")).await;
+    let pid = |answer: &serde_json::Value| answer["data"][0]["pid"].as_i64().expect("pid");
+    let (status, before) = app.sql(&token, "SELECT pg_backend_pid() AS pid").await;
+    assert_eq!(status, 200, "{before}");
+    for failing in ["SELECT 1 / 0", "SELECT * FROM no_such_table", "SELEC 1"] {
+        let (status, body) = app.sql(&token, failing).await;
+        assert_eq!(status, 400, "{failing}: {body}");
+        assert_eq!(body["success"], false, "{failing}: {body}");
+        // The cleanup the server skipped ran in its own flight: the same session
+        // answers (an aborted transaction left open would refuse every statement).
+        let (status, after) = app.sql(&token, "SELECT pg_backend_pid() AS pid").await;
+        assert_eq!(status, 200, "after {failing}: {after}");
+        assert_eq!(
+            pid(&after),
+            pid(&before),
+            "after {failing}: a new connection"
+        );
+    }
+    let state = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE pid = {} AND state = 'idle'",
+        pid(&before)
+    );
+    assert_eq!(
+        pg_admin_scalar(&state).await,
+        1,
+        "the pooled session is idle"
+    );
+}
