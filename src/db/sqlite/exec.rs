@@ -276,6 +276,9 @@ fn classified(
             ErrorCode::SqlReadOnlyViolation
         }
         Sqlite::OperationInterrupted => ErrorCode::SqlTimeout,
+        // The authorizer's refusal of a function (`load_extension`) comes back as
+        // a plain error at prepare time, not as SQLITE_AUTH.
+        _ if lower.starts_with("not authorized") => ErrorCode::SqlReadOnlyViolation,
         _ if lower.contains("no such table") => ErrorCode::SqlTableNotFound,
         _ if lower.contains("no such column") => ErrorCode::SqlColumnNotFound,
         _ if lower.contains("syntax error")
