@@ -198,11 +198,11 @@ fn mysql(sql: &str) -> Result<(), SqlError> {
         return Err(refused(kind));
     }
     if kind == "SET"
-        && words
+        && let Some(scope) = words
             .iter()
-            .any(|w| matches!(w.as_str(), "GLOBAL" | "PERSIST" | "PERSIST_ONLY"))
+            .find(|w| matches!(w.as_str(), "GLOBAL" | "PERSIST" | "PERSIST_ONLY"))
     {
-        return Err(refused("SET GLOBAL"));
+        return Err(refused(format_args!("SET {scope}")));
     }
     if words
         .windows(2)
@@ -312,6 +312,18 @@ mod tests {
         }
         assert_eq!(code(Engine::Mysql, "START TRANSACTION"), None);
         assert_eq!(code(Engine::Mysql, "SELECT 'load_file' AS f"), None);
+    }
+
+    #[test]
+    fn a_refused_set_names_its_scope() {
+        for (sql, scope) in [
+            ("SET GLOBAL max_connections = 1", "SET GLOBAL"),
+            ("SET PERSIST max_connections = 1", "SET PERSIST"),
+            ("SET PERSIST_ONLY max_connections = 1", "SET PERSIST_ONLY"),
+        ] {
+            let error = check(Engine::Mysql, sql).expect_err(sql);
+            assert!(error.to_string().contains(scope), "{sql}: {error}");
+        }
     }
 
     #[test]
