@@ -10,6 +10,7 @@
 //! unread, socket not closed); one that still turns out dead is replaced and the
 //! request sent once more, only when the server acknowledged nothing of it.
 
+mod answers;
 mod bind;
 mod catalog;
 mod conn;
