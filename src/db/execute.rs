@@ -31,12 +31,11 @@
 //! releases the connection. The statement's work is polled by the request until
 //! its columns are known, then runs on a task of its own, as does work whose
 //! request is dropped, so a client hanging up cannot cut it between `BEGIN` and
-//! `ROLLBACK`, and the whole
-//! of it (acquire, setup, statement, cleanup) is bounded by the statement's limit
-//! plus a grace period. Read-only holds for this session only: extensions such as
-//! `dblink` or functions that need superuser rights act with the connecting role's
-//! privileges, so deployments should connect with least-privileged roles
-//! (docs/security.md).
+//! `ROLLBACK`; the whole of it (acquire, setup, statement, cleanup) is bounded by
+//! the statement's limit plus a grace period. Read-only holds for this session
+//! only: extensions such as `dblink` or functions that need superuser rights act
+//! with the connecting role's privileges, so deployments should connect with
+//! least-privileged roles (docs/security.md).
 
 use std::task::{Context, Poll};
 use std::time::Duration;
