@@ -175,7 +175,7 @@ pub struct Config {
     /// Comma-separated DNS servers (`ip` or `ip:port`) that resolve database host
     /// names; empty uses the system's `/etc/resolv.conf`. `/etc/hosts` is read
     /// either way.
-    #[arg(long, env = "DB_DNS_SERVERS", value_delimiter = ',', value_parser = crate::resolve::parse_server)]
+    #[arg(long, env = "DB_DNS_SERVERS", value_delimiter = ',', value_parser = crate::net_guard::parse_dns_server)]
     pub db_dns_servers: Vec<std::net::SocketAddr>,
     /// Connection pools kept in memory at most (one per distinct connection).
     #[arg(long, env = "POOL_MAX_POOLS", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=10_000))]

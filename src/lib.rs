@@ -28,7 +28,6 @@ pub mod lifecycle;
 pub(crate) mod middleware;
 pub(crate) mod net_guard;
 pub(crate) mod random;
-pub(crate) mod resolve;
 pub(crate) mod results;
 pub(crate) mod routes;
 pub mod secret;
@@ -37,6 +36,8 @@ pub mod shared;
 pub mod state;
 pub mod telemetry;
 pub mod token;
+
+use std::sync::Arc;
 
 use axum::Router;
 use tokio::net::TcpListener;
@@ -69,5 +70,9 @@ pub async fn run(
         header_timeout: std::time::Duration::from_millis(config.http_header_timeout_ms),
         shutdown_grace: std::time::Duration::from_millis(config.shutdown_grace_ms),
     };
-    server::serve(listener, state, limits, shutdown).await
+    let drain = server::Drain {
+        lifecycle: Arc::clone(&state.lifecycle),
+        db: Arc::clone(&state.db),
+    };
+    server::serve(listener, app(state), drain, limits, shutdown).await
 }

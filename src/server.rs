@@ -34,7 +34,8 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
-use crate::state::AppState;
+use crate::db::Databases;
+use crate::lifecycle::Lifecycle;
 
 /// Limits of the HTTP server.
 #[derive(Debug, Clone, Copy)]
@@ -50,15 +51,24 @@ pub(crate) struct ServeLimits {
     pub shutdown_grace: Duration,
 }
 
-/// Serves `state`'s application on `listener` until `shutdown` completes, then
-/// drains: the listener closes, requests in flight get `limits.shutdown_grace`.
+/// What draining acts on: readiness, and the pools closed at the end.
+#[derive(Debug, Clone)]
+pub(crate) struct Drain {
+    /// Turns `/api/ready` to 503.
+    pub lifecycle: Arc<Lifecycle>,
+    /// Closed once the connections are gone.
+    pub db: Arc<Databases>,
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then drains: the
+/// listener closes, requests in flight get `limits.shutdown_grace`.
 pub(crate) async fn serve(
     listener: TcpListener,
-    state: AppState,
+    router: axum::Router,
+    drain_on: Drain,
     limits: ServeLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let router = crate::app(state.clone());
     let places = limits.max_connections.max(1);
     let permits = Arc::new(Semaphore::new(places));
     let clients = Arc::new(Clients::default());
@@ -100,7 +110,7 @@ pub(crate) async fn serve(
             drop((permit, client));
         });
     }
-    drain(&state, listener, &permits, places, limits.shutdown_grace).await;
+    drain(&drain_on, listener, &permits, places, limits.shutdown_grace).await;
     Ok(())
 }
 
@@ -125,7 +135,7 @@ fn http_builder(header_timeout: Duration) -> auto::Builder<TokioExecutor> {
 /// `grace` to finish (each holds one of `places` permits until it closes), and
 /// the pools are closed.
 async fn drain(
-    state: &AppState,
+    state: &Drain,
     listener: TcpListener,
     permits: &Semaphore,
     places: usize,

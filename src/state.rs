@@ -34,6 +34,15 @@ pub struct AppState {
     pub shared: Option<Arc<Shared>>,
 }
 
+impl axum::extract::FromRef<AppState> for crate::token::extract::TokenGate {
+    fn from_ref(state: &AppState) -> Self {
+        Self {
+            tokens: Arc::clone(&state.tokens),
+            shared: state.shared.clone(),
+        }
+    }
+}
+
 /// Rows returned when the client does not say (within `MAX_ROWS`).
 pub(crate) const DEFAULT_MAX_ROWS: u64 = 1_000;
 
@@ -123,7 +132,7 @@ impl AppState {
             lifecycle,
             shared,
             tokens: Arc::new(TokenService::new(ring, token_policy(&config))),
-            db: Arc::new(Databases::new(settings, net_guard(&config), sqlite)),
+            db: Arc::new(Databases::new(settings, limits, net_guard(&config), sqlite)),
             config: Arc::new(config),
         }
     }
@@ -170,7 +179,7 @@ fn exec_limits(config: &Config, settings: &DbSettings, ring: &keys::KeyRing) -> 
 }
 
 fn net_guard(config: &Config) -> NetGuard {
-    let resolver = crate::resolve::Resolver::new(
+    let resolver = crate::net_guard::Resolver::new(
         &config.db_dns_servers,
         Duration::from_millis(config.db_connect_timeout_ms),
     );

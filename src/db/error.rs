@@ -35,6 +35,26 @@ pub enum DbError {
     /// The server answered in a way querygate does not understand.
     #[error("protocol error")]
     Protocol,
+    /// The pool was closed while the request waited for one of its connections
+    /// (a disconnect, or the pool's eviction); the request may try a new pool.
+    #[error("pool closed")]
+    PoolClosed,
+}
+
+impl From<crate::net_guard::GuardError> for DbError {
+    fn from(error: crate::net_guard::GuardError) -> Self {
+        use crate::net_guard::GuardError;
+        match error {
+            GuardError::NotFound => Self::HostNotFound,
+            GuardError::Timeout => Self::Timeout,
+            GuardError::Denied(rule) => {
+                // The operator learns which rule refused the host; the client
+                // only that the configuration does not allow it.
+                tracing::warn!(%rule, "a database host was refused by the host policy");
+                Self::HostForbidden
+            }
+        }
+    }
 }
 
 impl DbError {
@@ -81,6 +101,10 @@ impl From<DbError> for AppError {
             DbError::Protocol => (
                 ErrorCode::DbConnectionRefused,
                 "The server at that address did not answer like the chosen database engine.",
+            ),
+            DbError::PoolClosed => (
+                ErrorCode::DbConnectionRefused,
+                "The connection to the database was closed while the request waited; try again.",
             ),
         };
         if let DbError::TlsFailed(reason) = &error {

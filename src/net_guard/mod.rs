@@ -20,6 +20,7 @@
 //! every answer is checked; the caller connects only to the checked addresses.
 
 mod address;
+mod resolve;
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -27,9 +28,39 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use address::{forms, looks_numeric, parse_numeric_host};
+pub(crate) use resolve::{Resolver, parse_server as parse_dns_server};
 
-use crate::db::error::DbError;
-use crate::resolve::Resolver;
+/// Why a host may not be reached.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum GuardError {
+    /// The name does not resolve, or a numeric form is not an address.
+    #[error("the host name does not resolve")]
+    NotFound,
+    /// Resolving took longer than the connect timeout.
+    #[error("resolving the host name timed out")]
+    Timeout,
+    /// An address (or the name) is refused by the policy.
+    #[error("refused by {0}")]
+    Denied(Denial),
+}
+
+/// Which part of the policy refused a host: logged for the operator, never told
+/// to the client (it would map the policy for an attacker).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Denial {
+    /// A network no client may ever reach (metadata, link-local, …).
+    #[error("the built-in denied network {0}")]
+    AlwaysDenied(IpNet),
+    /// Loopback, which production denies.
+    #[error("{0}, loopback, denied in production")]
+    Production(IpNet),
+    /// A network of `DB_DENIED_NETWORKS`.
+    #[error("DB_DENIED_NETWORKS entry {0}")]
+    Operator(IpNet),
+    /// Neither the name nor every address is in `DB_ALLOWED_HOSTS`.
+    #[error("DB_ALLOWED_HOSTS, which lists neither the name nor every address")]
+    NotAllowed,
+}
 
 /// Networks no client may ever reach.
 const ALWAYS_DENIED: [&str; 10] = [
@@ -59,11 +90,14 @@ enum Allow {
     Network(IpNet),
 }
 
+/// Builds the [`Denial`] of a denied network.
+type Rule = fn(IpNet) -> Denial;
+
 /// The host policy in force.
 #[derive(Debug, Clone)]
 pub(crate) struct NetGuard {
     allowed: Vec<Allow>,
-    denied: Vec<IpNet>,
+    denied: Vec<(IpNet, Rule)>,
     resolver: Resolver,
 }
 
@@ -88,11 +122,16 @@ impl NetGuard {
             })
             .collect();
         let production_list: &[&str] = if production { &PRODUCTION_DENIED } else { &[] };
-        let denied = ALWAYS_DENIED
-            .iter()
-            .chain(production_list)
-            .filter_map(|network| network.parse().ok())
-            .chain(extra_denied.iter().copied())
+        let parsed = |list: &[&str], rule: Rule| {
+            list.iter()
+                .filter_map(|network| network.parse().ok())
+                .map(move |network| (network, rule))
+                .collect::<Vec<_>>()
+        };
+        let denied = parsed(&ALWAYS_DENIED, Denial::AlwaysDenied)
+            .into_iter()
+            .chain(parsed(production_list, Denial::Production))
+            .chain(extra_denied.iter().map(|n| (*n, Denial::Operator as Rule)))
             .collect();
         Self {
             allowed,
@@ -109,38 +148,46 @@ impl NetGuard {
     }
 
     /// Resolves `host` once and checks every address; returns the addresses to
-    /// connect to, in the resolver's order, or fails with `HostNotFound`,
-    /// `Timeout` or `HostForbidden`. Nothing is sent to the host before this.
+    /// connect to, in the resolver's order, or fails saying why (which rule, for
+    /// a refusal). Nothing is sent to the host before this.
     pub(crate) async fn check(
         &self,
         host: &str,
         port: u16,
         timeout: Duration,
-    ) -> Result<Vec<IpAddr>, DbError> {
+    ) -> Result<Vec<IpAddr>, GuardError> {
         let addresses: Vec<IpAddr> = match parse_numeric_host(host) {
             Some(address) => vec![address],
-            None if looks_numeric(host) => return Err(DbError::HostNotFound),
+            None if looks_numeric(host) => return Err(GuardError::NotFound),
             None => self.resolver.lookup(host, port, timeout).await?,
         };
         if addresses.is_empty() {
-            return Err(DbError::HostNotFound);
+            return Err(GuardError::NotFound);
         }
-        if addresses.iter().any(|address| self.is_denied(*address)) {
-            return Err(DbError::HostForbidden);
+        if let Some(denial) = addresses.iter().find_map(|address| self.denial(*address)) {
+            return Err(GuardError::Denied(denial));
         }
         if self.allowed.is_empty() || self.allows(host, &addresses) {
             Ok(addresses)
         } else {
-            Err(DbError::HostForbidden)
+            Err(GuardError::Denied(Denial::NotAllowed))
         }
     }
 
     /// Whether `address`, or an IPv4 address it carries, is in a denied network.
+    #[cfg(test)]
     pub(crate) fn is_denied(&self, address: IpAddr) -> bool {
-        forms(address)
-            .into_iter()
-            .flatten()
-            .any(|form| self.denied.iter().any(|network| network.contains(&form)))
+        self.denial(address).is_some()
+    }
+
+    /// The rule that denies `address` (or an IPv4 address it carries), if any.
+    fn denial(&self, address: IpAddr) -> Option<Denial> {
+        forms(address).into_iter().flatten().find_map(|form| {
+            self.denied
+                .iter()
+                .find(|(network, _)| network.contains(&form))
+                .map(|(network, rule)| rule(*network))
+        })
     }
 
     fn allows(&self, host: &str, addresses: &[IpAddr]) -> bool {
@@ -210,6 +257,23 @@ mod tests {
     }
 
     #[test]
+    fn each_denial_names_its_rule() {
+        let net = |text: &str| text.parse::<IpNet>().expect("net");
+        let guard = NetGuard::new(&[], &[net("10.0.0.0/8")], true);
+        assert_eq!(
+            guard.denial(ip("::ffff:10.1.2.3")),
+            Some(Denial::Operator(net("10.0.0.0/8")))
+        );
+        assert_eq!(
+            guard.denial(ip("127.0.0.2")),
+            Some(Denial::Production(net("127.0.0.0/8")))
+        );
+        assert_eq!(guard.denial(ip("203.0.113.9")), None);
+        let message = Denial::Operator(net("10.0.0.0/8")).to_string();
+        assert!(message.contains("DB_DENIED_NETWORKS"), "{message}");
+    }
+
+    #[test]
     fn denied_networks_add_to_the_built_in_list() {
         let guard = NetGuard::new(&[], &["10.0.0.0/8".parse().expect("net")], true);
         for form in [
@@ -226,15 +290,17 @@ mod tests {
     #[tokio::test]
     async fn the_allow_list_narrows_but_never_lifts_a_denial() {
         let guard = NetGuard::new(&["169.254.0.0/16".into(), "127.0.0.1".into()], &[], false);
-        assert!(matches!(
+        assert_eq!(
             guard.check("169.254.169.254", 1, T).await,
-            Err(DbError::HostForbidden)
-        ));
+            Err(GuardError::Denied(Denial::AlwaysDenied(
+                "169.254.0.0/16".parse().expect("net")
+            )))
+        );
         assert!(guard.check("127.0.0.1", 1, T).await.is_ok());
-        assert!(matches!(
+        assert_eq!(
             guard.check("10.1.2.3", 1, T).await,
-            Err(DbError::HostForbidden)
-        ));
+            Err(GuardError::Denied(Denial::NotAllowed))
+        );
     }
 
     #[tokio::test]
@@ -254,10 +320,10 @@ mod tests {
         assert!(!guard.allows("corp.example.evil", &public));
         assert!(!guard.allows("evilcorp.example", &public));
         assert!(guard.check("localhost", 1, T).await.is_ok());
-        assert!(matches!(
+        assert_eq!(
             guard.check("10.1.2.3", 1, T).await,
-            Err(DbError::HostForbidden)
-        ));
+            Err(GuardError::Denied(Denial::NotAllowed))
+        );
     }
 
     #[tokio::test]
@@ -265,15 +331,15 @@ mod tests {
         let production = NetGuard::new(&[], &[], true);
         assert!(matches!(
             production.check("localhost", 1, T).await,
-            Err(DbError::HostForbidden)
+            Err(GuardError::Denied(Denial::Production(_)))
         ));
-        assert!(matches!(
+        assert_eq!(
             dev().check("no-such-host.invalid", 5432, T).await,
-            Err(DbError::HostNotFound)
-        ));
-        assert!(matches!(
+            Err(GuardError::NotFound)
+        );
+        assert_eq!(
             dev().check("999.1.1.1", 5432, T).await,
-            Err(DbError::HostNotFound)
-        ));
+            Err(GuardError::NotFound)
+        );
     }
 }

@@ -1,5 +1,5 @@
 //! Resolving database host names: once per pool, every answer checked by the
-//! host policy before any connection (see [`crate::net_guard`]).
+//! host policy before any connection (see [`super`]).
 //!
 //! Through `hickory-resolver` (asynchronous and cancellable, unlike the system's
 //! blocking `getaddrinfo`), with the system's `/etc/resolv.conf` and
@@ -13,7 +13,7 @@ use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{NameServerConfigGroup, ResolveHosts, ResolverConfig};
 use hickory_resolver::name_server::TokioConnectionProvider;
 
-use crate::db::error::DbError;
+use super::GuardError;
 
 /// How names are resolved.
 #[derive(Clone)]
@@ -75,29 +75,29 @@ impl Resolver {
         Self(Inner::System)
     }
 
-    /// The addresses of `host`; `HostNotFound` when there are none.
+    /// The addresses of `host`; `NotFound` when there are none.
     pub(crate) async fn lookup(
         &self,
         host: &str,
         port: u16,
         timeout: Duration,
-    ) -> Result<Vec<IpAddr>, DbError> {
+    ) -> Result<Vec<IpAddr>, GuardError> {
         let addresses: Vec<IpAddr> = match &self.0 {
             Inner::Dns(resolver) => tokio::time::timeout(timeout, resolver.lookup_ip(host))
                 .await
-                .map_err(|_| DbError::Timeout)?
-                .map_err(|_| DbError::HostNotFound)?
+                .map_err(|_| GuardError::Timeout)?
+                .map_err(|_| GuardError::NotFound)?
                 .iter()
                 .collect(),
             Inner::System => tokio::time::timeout(timeout, tokio::net::lookup_host((host, port)))
                 .await
-                .map_err(|_| DbError::Timeout)?
-                .map_err(|_| DbError::HostNotFound)?
+                .map_err(|_| GuardError::Timeout)?
+                .map_err(|_| GuardError::NotFound)?
                 .map(|socket| socket.ip())
                 .collect(),
         };
         if addresses.is_empty() {
-            return Err(DbError::HostNotFound);
+            return Err(GuardError::NotFound);
         }
         Ok(addresses)
     }

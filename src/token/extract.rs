@@ -8,13 +8,23 @@
 
 use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header;
 use axum::http::request::Parts;
 
 use crate::error::AppError;
-use crate::state::AppState;
-use crate::token::{TokenError, Verified};
+use crate::shared::Shared;
+use crate::token::{TokenError, TokenService, Verified};
+
+/// What the token extractors need of the application's state: the token service
+/// and, with a shared store, the revocations.
+#[derive(Debug, Clone)]
+pub(crate) struct TokenGate {
+    /// Verifies tokens.
+    pub tokens: Arc<TokenService>,
+    /// Knows revoked chains, when `REDIS_URL` is set.
+    pub shared: Option<Arc<Shared>>,
+}
 
 /// A request's verified token.
 #[derive(Debug)]
@@ -46,30 +56,38 @@ fn bearer_token(parts: &Parts) -> Result<Option<&str>, TokenError> {
     Ok(Some(token))
 }
 
-/// Verifies `token`, then asks the shared store whether its chain was revoked.
-async fn accept(state: &AppState, token: &str) -> Result<Arc<Verified>, AppError> {
-    let verified = state.tokens.verify(token)?;
-    if let Some(shared) = &state.shared {
-        shared.check_revoked(&verified.claims.chain()).await?;
+impl TokenGate {
+    /// Verifies `token`, then asks the shared store whether its chain was revoked.
+    async fn accept(&self, token: &str) -> Result<Arc<Verified>, AppError> {
+        let verified = self.tokens.verify(token)?;
+        if let Some(shared) = &self.shared {
+            shared.check_revoked(&verified.claims.chain()).await?;
+        }
+        Ok(verified)
     }
-    Ok(verified)
 }
 
-impl FromRequestParts<AppState> for Bearer {
+impl<S: Send + Sync> FromRequestParts<S> for Bearer
+where
+    TokenGate: FromRef<S>,
+{
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
         let token = bearer_token(parts)?.ok_or(TokenError::Missing)?;
-        Ok(Self(accept(state, token).await?))
+        Ok(Self(TokenGate::from_ref(state).accept(token).await?))
     }
 }
 
-impl FromRequestParts<AppState> for MaybeBearer {
+impl<S: Send + Sync> FromRequestParts<S> for MaybeBearer
+where
+    TokenGate: FromRef<S>,
+{
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
         match bearer_token(parts)? {
-            Some(token) => Ok(Self(Some(accept(state, token).await?))),
+            Some(token) => Ok(Self(Some(TokenGate::from_ref(state).accept(token).await?))),
             None => Ok(Self(None)),
         }
     }
