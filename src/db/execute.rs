@@ -44,6 +44,7 @@ use futures_util::FutureExt as _;
 use serde_json::Value;
 
 use crate::db::DbPool;
+use crate::db::budget::DecodeLimits;
 use crate::db::policy;
 use crate::db::rows::{self, Execution};
 use crate::db::sql_error::SqlError;
@@ -63,12 +64,6 @@ pub struct ExecRequest {
     pub timeout: Duration,
     /// 64-bit integer columns as strings.
     pub bigint_as_string: bool,
-    /// The largest single row read from the database.
-    pub max_row_bytes: usize,
-    /// A statement that takes longer is logged as slow (by its fingerprint).
-    pub slow: Duration,
-    /// The key of the statement's fingerprint, the only trace of it in logs.
-    pub fingerprint_key: FingerprintKey,
 }
 
 /// The server's limits on execution, built once at start from the configuration.
@@ -119,28 +114,31 @@ impl ExecLimits {
             .map(Duration::from_millis)
             .map_or(self.statement_timeout, |t| t.min(self.statement_timeout));
         ExecRequest {
-            fingerprint_key: self.fingerprint_key,
             sql,
             params,
             max_rows: usize::try_from(rows).unwrap_or(usize::MAX),
             timeout,
             bigint_as_string,
-            max_row_bytes: self.max_row_bytes,
-            slow: self.slow_statement,
         }
     }
-}
 
-impl ExecRequest {
-    /// The statement's fingerprint: 16 hex digits of an HMAC-SHA256 of its text.
-    pub fn fingerprint(&self) -> String {
+    /// What decoding a result may allocate.
+    pub(crate) fn decode(&self) -> DecodeLimits {
+        DecodeLimits {
+            row_bytes: self.max_row_bytes,
+            result_bytes: self.max_result_bytes,
+        }
+    }
+
+    /// A statement's fingerprint: 16 hex digits of an HMAC-SHA256 of its text.
+    pub fn fingerprint(&self, sql: &str) -> String {
         use hmac::Mac;
         use std::fmt::Write as _;
         let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.fingerprint_key.0)
         else {
             return String::new();
         };
-        mac.update(self.sql.as_bytes());
+        mac.update(sql.as_bytes());
         let digest = mac.finalize().into_bytes();
         digest[..8]
             .iter()
@@ -155,6 +153,7 @@ impl ExecRequest {
 /// parameters or rows: at debug level always, as a warning when it was slow.
 fn log_statement(
     request: &ExecRequest,
+    limits: &ExecLimits,
     engine: &str,
     elapsed: Duration,
     outcome: &Result<bool, SqlError>,
@@ -165,11 +164,11 @@ fn log_statement(
         Err(error) => error.code().as_str(),
     };
     // The fingerprint costs an HMAC: computed only for a line that is written.
-    if elapsed >= request.slow {
-        let fingerprint = request.fingerprint();
+    if elapsed >= limits.slow_statement {
+        let fingerprint = limits.fingerprint(&request.sql);
         tracing::warn!(engine, fingerprint, elapsed_ms, outcome, "slow statement");
     } else if tracing::enabled!(tracing::Level::DEBUG) {
-        let fingerprint = request.fingerprint();
+        let fingerprint = limits.fingerprint(&request.sql);
         tracing::debug!(
             engine,
             fingerprint,
@@ -187,10 +186,14 @@ fn log_statement(
 /// in one read, so the work ends within this call and no task is spawned. Work
 /// that is still running once the columns are known continues on a task of its
 /// own, and so does work this call is dropped in the middle of ([`Unfinished`]).
-pub(crate) async fn execute(pool: &DbPool, request: ExecRequest) -> Result<Execution, SqlError> {
+pub(crate) async fn execute(
+    pool: &DbPool,
+    request: ExecRequest,
+    limits: &ExecLimits,
+) -> Result<Execution, SqlError> {
     policy::check(pool.engine(), &request.sql)?;
-    let (mut sink, mut header_rx) = rows::channel();
-    let pool = pool.clone();
+    let (mut sink, mut header_rx) = rows::channel(limits.decode());
+    let (pool, limits) = (pool.clone(), *limits);
     let mut work = Unfinished(Some(Box::pin(async move {
         let started = std::time::Instant::now();
         let work = pool.execute(&request, &mut sink);
@@ -199,6 +202,7 @@ pub(crate) async fn execute(pool: &DbPool, request: ExecRequest) -> Result<Execu
             .unwrap_or_else(|_| Err(SqlError::timeout()));
         log_statement(
             &request,
+            &limits,
             pool.engine().as_str(),
             started.elapsed(),
             &outcome,

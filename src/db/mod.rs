@@ -7,6 +7,7 @@
 //! [`pg`] (our own protocol connections), [`mysql`] (`mysql_async`), [`sqlite`]
 //! (`rusqlite`).
 
+pub(crate) mod budget;
 pub(crate) mod error;
 pub(crate) mod execute;
 pub(crate) mod introspect;
@@ -29,7 +30,7 @@ use std::time::Duration;
 
 use crate::net_guard::NetGuard;
 use error::DbError;
-use execute::ExecRequest;
+use execute::{ExecLimits, ExecRequest};
 use params::ConnParams;
 use pool_cache::PoolCache;
 use rows::Execution;
@@ -65,6 +66,7 @@ type SchemaCache = moka::future::Cache<([u8; 32], Option<String>), Arc<Vec<intro
 #[derive(Debug, Clone)]
 pub struct Databases {
     settings: DbSettings,
+    limits: ExecLimits,
     guard: Arc<NetGuard>,
     sqlite: Arc<SqliteDir>,
     pools: PoolCache,
@@ -79,8 +81,14 @@ pub struct ServerInfo {
 }
 
 impl Databases {
-    /// The layer over a host policy and a SQLite folder.
-    pub(crate) fn new(settings: DbSettings, guard: NetGuard, sqlite: SqliteDir) -> Self {
+    /// The layer over a host policy and a SQLite folder; statements run within
+    /// `limits`.
+    pub(crate) fn new(
+        settings: DbSettings,
+        limits: ExecLimits,
+        guard: NetGuard,
+        sqlite: SqliteDir,
+    ) -> Self {
         Self {
             pools: PoolCache::new(settings.max_pools, settings.pool_idle),
             schemas: moka::future::Cache::builder()
@@ -93,6 +101,7 @@ impl Databases {
                 .support_invalidation_closures()
                 .build(),
             settings,
+            limits,
             guard: Arc::new(guard),
             sqlite: Arc::new(sqlite),
         }
@@ -135,15 +144,23 @@ impl Databases {
     }
 
     /// Starts a client's statement read-only (see [`execute`]); resolves when its
-    /// columns are known.
+    /// columns are known. A pool closed under the request (a disconnect, an
+    /// eviction) is replaced once.
     pub(crate) async fn execute(
         &self,
         params: &ConnParams,
         request: ExecRequest,
     ) -> Result<Execution, SqlError> {
         let (entry, _) = self.pool(params).await?;
-        let result = execute::execute(&entry.pool, request).await;
-        self.evict_if_gone(params, &entry, result).await
+        let result = execute::execute(&entry.pool, request.clone(), &self.limits).await;
+        match self.evict_if_gone(params, &entry, result).await {
+            Err(SqlError::Connection(DbError::PoolClosed)) => {
+                let (entry, _) = self.pool(params).await?;
+                let result = execute::execute(&entry.pool, request, &self.limits).await;
+                self.evict_if_gone(params, &entry, result).await
+            }
+            other => other,
+        }
     }
 
     /// Plans a statement read-only without running it (see [`execute::validate`]).
@@ -182,7 +199,9 @@ impl Databases {
     }
 
     /// Passes `result` through; a failure that means the database is gone drops
-    /// the pool, so the next request resolves and connects afresh.
+    /// the pool, so the next request resolves and connects afresh. The requests
+    /// still waiting on that pool are told the same reason (not that their pool
+    /// closed), and so is one whose pool another request dropped this way.
     async fn evict_if_gone<T, E>(
         &self,
         params: &ConnParams,
@@ -192,10 +211,20 @@ impl Databases {
     where
         E: GoneCheck,
     {
-        if let Err(error) = &result
-            && error.connection().is_some_and(|e| self.gone(entry, e))
-        {
-            self.pools.evict(params).await;
+        let Err(error) = &result else {
+            return result;
+        };
+        match error.connection() {
+            Some(DbError::PoolClosed) => {
+                if let Some(reason) = entry.closed_because() {
+                    return Err(E::from(reason));
+                }
+            }
+            Some(cause) if self.gone(entry, cause) => {
+                entry.close_because(cause.clone());
+                self.pools.evict(params).await;
+            }
+            _ => {}
         }
         result
     }
@@ -234,7 +263,7 @@ impl Databases {
 }
 
 /// Errors that may say the database is gone.
-trait GoneCheck {
+trait GoneCheck: From<DbError> {
     fn connection(&self) -> Option<&DbError>;
 }
 

@@ -1,6 +1,7 @@
 //! A pool of one engine: the closed enum every operation is dispatched on, in one
 //! place per operation.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::db::DbSettings;
@@ -33,6 +34,20 @@ pub struct PoolEntry {
     pub pool: DbPool,
     /// The server version seen when it was opened, e.g. `PostgreSQL 15.4`.
     pub server_version: String,
+    /// Why the pool was dropped, when a failure showed its database gone.
+    closed_because: Arc<OnceLock<DbError>>,
+}
+
+impl PoolEntry {
+    /// Records why the pool is being dropped, for the requests still waiting on it.
+    pub(crate) fn close_because(&self, reason: DbError) {
+        let _ = self.closed_because.set(reason);
+    }
+
+    /// Why the pool was dropped, if a failure showed its database gone.
+    pub(crate) fn closed_because(&self) -> Option<DbError> {
+        self.closed_because.get().cloned()
+    }
 }
 
 /// Checks the host policy (resolving the name once), proves the credentials with
@@ -70,6 +85,7 @@ pub(crate) async fn open(
     Ok(PoolEntry {
         pool,
         server_version,
+        closed_because: Arc::default(),
     })
 }
 

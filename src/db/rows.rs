@@ -13,6 +13,7 @@ use std::time::Instant;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::db::budget::{Budget, DecodeLimits};
 use crate::db::sql_error::SqlError;
 
 /// Rows sent together, by their approximate JSON size.
@@ -67,11 +68,15 @@ pub(crate) struct RowSink {
     batch: Vec<Vec<Value>>,
     batch_bytes: usize,
     started: Instant,
+    budget: Budget,
 }
 
-/// Creates a sink and the future that resolves to the execution once its columns
-/// are known (or to the error that came first).
-pub(crate) fn channel() -> (RowSink, oneshot::Receiver<Result<Execution, SqlError>>) {
+/// Creates a sink whose rows are decoded within `limits`, and the future that
+/// resolves to the execution once its columns are known (or to the error that
+/// came first).
+pub(crate) fn channel(
+    limits: DecodeLimits,
+) -> (RowSink, oneshot::Receiver<Result<Execution, SqlError>>) {
     let (header, header_rx) = oneshot::channel();
     let (events, events_rx) = mpsc::channel(2);
     let sink = RowSink {
@@ -81,6 +86,7 @@ pub(crate) fn channel() -> (RowSink, oneshot::Receiver<Result<Execution, SqlErro
         batch: Vec::new(),
         batch_bytes: 0,
         started: Instant::now(),
+        budget: Budget::new(limits),
     };
     (sink, header_rx)
 }
@@ -97,8 +103,15 @@ impl RowSink {
                 batch: Vec::new(),
                 batch_bytes: 0,
                 started: self.started,
+                budget: self.budget.clone(),
             },
         )
+    }
+
+    /// The budget of the next row, which the engine charges as it decodes.
+    pub(crate) fn start_row(&mut self) -> &mut Budget {
+        self.budget.start_row();
+        &mut self.budget
     }
 
     /// Marks the moment the statement is sent, for `elapsedMs`.
@@ -119,9 +132,10 @@ impl RowSink {
             .map_err(|_| HungUp)
     }
 
-    /// Adds a row; sends the batch when it is full.
+    /// Adds a row decoded within [`RowSink::start_row`]'s budget; sends the
+    /// batch when it is full.
     pub(crate) async fn row(&mut self, row: Vec<Value>) -> Result<(), HungUp> {
-        self.batch_bytes += row.iter().map(json_size).sum::<usize>();
+        self.batch_bytes += self.budget.row_bytes();
         self.batch.push(row);
         if self.batch_bytes >= BATCH_BYTES || self.batch.len() >= BATCH_ROWS {
             self.flush().await?;

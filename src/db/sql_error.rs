@@ -84,7 +84,7 @@ impl SqlError {
             ErrorCode::SqlError,
             format!(
                 "a row of the result is larger than the server's limit of {limit} bytes \
-                 (MAX_ROW_BYTES); select fewer or smaller columns"
+                 (MAX_ROW_BYTES), as sent or once decoded; select fewer or smaller columns"
             ),
         )
     }

@@ -11,7 +11,10 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat, Utc};
+use serde::Deserialize as _;
 use serde_json::{Value, json};
+
+use crate::db::budget::{Budget, MAX_JSON_DEPTH, NODE_BYTES, OverBudget};
 
 /// How to render values.
 #[derive(Debug, Clone, Copy, Default)]
@@ -74,11 +77,88 @@ pub(crate) fn bytes(value: &[u8]) -> Value {
     json!(STANDARD.encode(value))
 }
 
-/// Text when the raw value is UTF-8, base64 otherwise.
-pub(crate) fn text_or_base64(raw: &[u8]) -> Value {
+/// Text (or, when it is not UTF-8, base64), charged to `budget` first.
+pub(crate) fn charged_text(raw: &[u8], budget: &mut Budget) -> Result<Value, OverBudget> {
     match std::str::from_utf8(raw) {
-        Ok(text) => json!(text),
-        Err(_) => bytes(raw),
+        Ok(text) => {
+            budget.node(text.len())?;
+            Ok(json!(text))
+        }
+        Err(_) => charged_bytes(raw, budget),
+    }
+}
+
+/// Binary data as base64, charged to `budget` first.
+pub(crate) fn charged_bytes(raw: &[u8], budget: &mut Budget) -> Result<Value, OverBudget> {
+    budget.node(raw.len().div_ceil(3).saturating_mul(4))?;
+    Ok(bytes(raw))
+}
+
+/// A JSON document sent as text, as the JSON value it is: charged for the tree it
+/// becomes before it is built, refused past [`MAX_JSON_DEPTH`] levels, and
+/// `Ok(None)` when the text is not JSON at all (the caller shows it as text).
+pub(crate) fn json_document(text: &[u8], budget: &mut Budget) -> Result<Option<Value>, OverBudget> {
+    let shape = JsonShape::of(text);
+    if shape.depth > MAX_JSON_DEPTH {
+        return Err(OverBudget::Depth {
+            limit: MAX_JSON_DEPTH,
+        });
+    }
+    budget.charge(
+        shape
+            .nodes
+            .saturating_mul(NODE_BYTES)
+            .saturating_add(text.len()),
+    )?;
+    let mut deserializer = serde_json::Deserializer::from_slice(text);
+    // The depth was checked above; serde_json's own limit (128) is lower.
+    deserializer.disable_recursion_limit();
+    let parsed = Value::deserialize(&mut deserializer).and_then(|value| {
+        deserializer.end()?;
+        Ok(value)
+    });
+    Ok(parsed.ok())
+}
+
+/// An upper bound of the nodes of a JSON text and its depth, read in one pass
+/// without recursion: every value begins the text, follows an opening bracket, a
+/// comma or a colon.
+#[derive(Debug, PartialEq, Eq)]
+struct JsonShape {
+    nodes: usize,
+    depth: usize,
+}
+
+impl JsonShape {
+    fn of(text: &[u8]) -> Self {
+        let (mut nodes, mut depth, mut deepest) = (1usize, 0usize, 0usize);
+        let (mut in_string, mut escaped) = (false, false);
+        for &byte in text {
+            if in_string {
+                match byte {
+                    _ if escaped => escaped = false,
+                    b'\\' => escaped = true,
+                    b'"' => in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match byte {
+                b'"' => in_string = true,
+                b'[' | b'{' => {
+                    depth += 1;
+                    deepest = deepest.max(depth);
+                    nodes += 1;
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                b',' | b':' => nodes += 1,
+                _ => {}
+            }
+        }
+        Self {
+            nodes,
+            depth: deepest,
+        }
     }
 }
 
@@ -104,6 +184,69 @@ mod tests {
         assert_eq!(float(1.5), json!(1.5));
     }
 
+    fn budget(row_bytes: usize) -> Budget {
+        Budget::new(crate::db::budget::DecodeLimits {
+            row_bytes,
+            result_bytes: usize::MAX,
+        })
+    }
+
+    #[test]
+    fn json_shape_counts_nodes_and_depth_outside_strings_only() {
+        assert_eq!(
+            JsonShape::of(br#"{"a":[1,2,"[[,"],"b\"[":{}}"#),
+            JsonShape { nodes: 9, depth: 2 }
+        );
+        assert_eq!(JsonShape::of(b"7"), JsonShape { nodes: 1, depth: 0 });
+    }
+
+    #[test]
+    fn json_documents_are_charged_for_their_tree_before_it_is_built() {
+        let text = format!("[{}[]]", "[],".repeat(10_000));
+        assert_eq!(
+            json_document(text.as_bytes(), &mut budget(100_000)),
+            Err(OverBudget::Row { limit: 100_000 })
+        );
+        let parsed = json_document(text.as_bytes(), &mut budget(10_000_000));
+        assert_eq!(
+            parsed
+                .ok()
+                .flatten()
+                .and_then(|v| v.as_array().map(Vec::len)),
+            Some(10_001)
+        );
+    }
+
+    #[test]
+    fn json_deeper_than_serde_default_decodes_and_past_the_limit_is_refused() {
+        let nested = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        let deep = nested(MAX_JSON_DEPTH);
+        // Decoded, written and dropped on a thread with a task's stack size.
+        let worker = std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(move || {
+                let value = json_document(deep.as_bytes(), &mut budget(usize::MAX));
+                let value = value.ok().flatten().map(|v| v.to_string());
+                value == Some(deep)
+            });
+        assert!(worker.is_ok_and(|w| w.join().unwrap_or(false)));
+        assert_eq!(
+            json_document(
+                nested(MAX_JSON_DEPTH + 1).as_bytes(),
+                &mut budget(usize::MAX)
+            ),
+            Err(OverBudget::Depth {
+                limit: MAX_JSON_DEPTH
+            })
+        );
+    }
+
+    #[test]
+    fn text_that_is_not_json_is_not_a_document() {
+        assert_eq!(json_document(b"[1,", &mut budget(1_000)), Ok(None));
+        assert_eq!(json_document(b"[1] x", &mut budget(1_000)), Ok(None));
+    }
+
     #[test]
     fn big_integers_become_strings_only_when_asked() {
         let strings = Render {
@@ -112,5 +255,25 @@ mod tests {
         assert_eq!(int64(i64::MAX, Render::default()), json!(i64::MAX));
         assert_eq!(int64(i64::MAX, strings), json!("9223372036854775807"));
         assert_eq!(uint64(u64::MAX, strings), json!("18446744073709551615"));
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::db::budget::DecodeLimits;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        /// Random text and JSON-like text: decoded within the budget, refused by
+        /// it, or not JSON — never a panic.
+        #[test]
+        fn json_documents_never_panic(text in "[\\[\\]{}\":,0-9a-z\\\\ ]{0,300}") {
+            let mut budget = Budget::new(DecodeLimits { row_bytes: 2_000, result_bytes: usize::MAX });
+            let _ = json_document(text.as_bytes(), &mut budget);
+            prop_assert!(budget.row_bytes() <= 2_000);
+        }
     }
 }

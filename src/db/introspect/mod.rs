@@ -15,6 +15,30 @@ use serde::Serialize;
 use crate::db::DbPool;
 use crate::db::sql_error::SqlError;
 
+/// What querygate reads of one of its own catalogue queries at most: past it,
+/// the request fails with a clear error and the rest is not read, so a
+/// catalogue (or a server posing as one) cannot fill the instance's memory.
+/// The caller bounds the time.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CatalogCap {
+    /// Rows of all the queries of one read.
+    pub rows: usize,
+    /// Bytes of those rows in memory: each field's text and bookkeeping.
+    pub bytes: usize,
+}
+
+/// A schema read: every table, column, key and index of the database.
+pub(crate) const SCHEMA_CAP: CatalogCap = CatalogCap {
+    rows: 250_000,
+    bytes: 32 * 1024 * 1024,
+};
+
+/// The user-defined types read at connect (their query stops at 20,000).
+pub(crate) const TYPES_CAP: CatalogCap = CatalogCap {
+    rows: 20_000,
+    bytes: 4 * 1024 * 1024,
+};
+
 /// One table or view.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]

@@ -1,7 +1,7 @@
 //! PostgreSQL catalogs (`pg_catalog`), every non-system schema: four static
 //! queries sent in one flight and read in one snapshot.
 
-use super::{Builder, ColumnInfo, ForeignKey, Index, Table};
+use super::{Builder, ColumnInfo, ForeignKey, Index, SCHEMA_CAP, Table};
 use crate::db::pg::{PgPool, TextRow};
 use crate::db::sql_error::SqlError;
 
@@ -66,12 +66,15 @@ ORDER BY 1, 2, 3"#;
 pub(super) async fn read(pool: &PgPool, schema: Option<&str>) -> Result<Vec<Table>, SqlError> {
     let filter = || vec![schema.map(str::to_owned)];
     let mut results = pool
-        .catalog(&[
-            (TABLES, filter()),
-            (COLUMNS, filter()),
-            (CONSTRAINTS, filter()),
-            (INDEXES, filter()),
-        ])
+        .catalog(
+            &[
+                (TABLES, filter()),
+                (COLUMNS, filter()),
+                (CONSTRAINTS, filter()),
+                (INDEXES, filter()),
+            ],
+            SCHEMA_CAP,
+        )
         .await?
         .into_iter();
     let mut next = || results.next().unwrap_or_default();

@@ -34,9 +34,8 @@ pub(crate) fn connect_error(error: &Error) -> DbError {
         Error::Driver(DriverError::NoClientSslFlagFromServer) => {
             DbError::TlsFailed("the server does not accept TLS".into())
         }
-        Error::Driver(DriverError::ConnectionClosed | DriverError::PoolDisconnected) => {
-            DbError::ConnectionRefused
-        }
+        Error::Driver(DriverError::ConnectionClosed) => DbError::ConnectionRefused,
+        Error::Driver(DriverError::PoolDisconnected) => DbError::PoolClosed,
         other => {
             tracing::debug!(error = %other, "MySQL connection failed");
             DbError::Protocol

@@ -9,6 +9,7 @@ use mysql_async::{Conn, Params, Row};
 
 use super::values::{self, Kind};
 use super::{MyPool, is_connection_loss, statement_error, statement_limit};
+use crate::db::budget::{Budget, OverBudget};
 use crate::db::execute::ExecRequest;
 use crate::db::rows::{Column, RowSink};
 use crate::db::sql_error::SqlError;
@@ -25,9 +26,10 @@ const CLOSE_LIMIT: Duration = Duration::from_secs(10);
 enum Read {
     /// All rows read; the session is clean.
     Complete,
-    /// Stopped early (the cap, or the client went away): rows may be left
-    /// unread, so the session is closed (see [`MyPool::close_unread`]).
-    Abandoned { truncated: bool },
+    /// Stopped early (the cap, the client went away, a value over the decode
+    /// budget): rows may be left unread, so the session is closed (see
+    /// [`MyPool::close_unread`]); the result's outcome.
+    Abandoned(Result<bool, SqlError>),
 }
 
 impl MyPool {
@@ -72,9 +74,9 @@ impl MyPool {
             .await;
             return match read {
                 Ok(Ok(Read::Complete)) => Ok(false),
-                Ok(Ok(Read::Abandoned { truncated })) => {
+                Ok(Ok(Read::Abandoned(outcome))) => {
                     tokio::spawn(self.clone().close_unread(conn, id));
-                    Ok(truncated)
+                    outcome
                 }
                 Ok(Err(error)) => Err(error),
                 Err(_) => {
@@ -120,7 +122,7 @@ impl MyPool {
             .map(|columns| columns.iter().map(values::column).unzip())
             .unwrap_or_default();
         if sink.columns(columns).is_err() {
-            return Ok(Read::Abandoned { truncated: false });
+            return Ok(Read::Abandoned(Ok(false)));
         }
         let render = Render {
             bigint_as_string: request.bigint_as_string,
@@ -129,10 +131,14 @@ impl MyPool {
         while let Some(row) = result.next().await.map_err(|e| fail(&e))? {
             count += 1;
             if count > request.max_rows {
-                return Ok(Read::Abandoned { truncated: true });
+                return Ok(Read::Abandoned(Ok(true)));
             }
-            if sink.row(convert(row, &kinds, render)).await.is_err() {
-                return Ok(Read::Abandoned { truncated: false });
+            let row = match convert(row, &kinds, render, sink.start_row()) {
+                Ok(row) => row,
+                Err(over) => return Ok(Read::Abandoned(over.outcome())),
+            };
+            if sink.row(row).await.is_err() {
+                return Ok(Read::Abandoned(Ok(false)));
             }
         }
         Ok(Read::Complete)
@@ -216,12 +222,18 @@ impl MyPool {
     }
 }
 
-fn convert(row: Row, kinds: &[Kind], render: Render) -> Vec<serde_json::Value> {
+fn convert(
+    row: Row,
+    kinds: &[Kind],
+    render: Render,
+    budget: &mut Budget,
+) -> Result<Vec<serde_json::Value>, OverBudget> {
     row.unwrap_raw()
         .into_iter()
         .zip(kinds)
         .map(|(value, kind)| {
-            values::value(value.unwrap_or(mysql_async::Value::NULL), *kind, render)
+            let value = value.unwrap_or(mysql_async::Value::NULL);
+            values::value(value, *kind, render, budget)
         })
         .collect()
 }

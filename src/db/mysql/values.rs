@@ -6,11 +6,15 @@ use mysql_async::consts::{ColumnFlags, ColumnType};
 use mysql_async::{Column as MyColumn, Value as MyValue};
 use serde_json::{Value, json};
 
+use crate::db::budget::{Budget, OverBudget};
 use crate::db::rows::Column;
 use crate::db::values::{
-    Render, bytes, display_type, float, int64, local_timestamp, text_or_base64, uint64,
-    utc_timestamp,
+    Render, charged_bytes, charged_text, display_type, float, int64, json_document,
+    local_timestamp, uint64, utc_timestamp,
 };
+
+/// What a fixed-size value (a number, a date, a time) becomes at most.
+const SMALL_VALUE: usize = 64;
 
 /// The collation that means "bytes, not text".
 const BINARY_COLLATION: u16 = 63;
@@ -119,10 +123,41 @@ fn blob_type(length: u32, binary: bool) -> (String, Kind) {
     }
 }
 
-/// One value of a column of `kind`.
-pub(crate) fn value(value: MyValue, kind: Kind, render: Render) -> Value {
+/// One value of a column of `kind`, charged to `budget` for what it becomes
+/// before it is built.
+pub(crate) fn value(
+    value: MyValue,
+    kind: Kind,
+    render: Render,
+    budget: &mut Budget,
+) -> Result<Value, OverBudget> {
+    let raw = match value {
+        MyValue::Bytes(raw) => raw,
+        fixed => {
+            budget.node(SMALL_VALUE)?;
+            return Ok(fixed_size(fixed, kind, render));
+        }
+    };
+    match kind {
+        Kind::Bits => {
+            budget.node(SMALL_VALUE)?;
+            Ok(json!(
+                raw.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b))
+            ))
+        }
+        Kind::Json => match json_document(&raw, budget)? {
+            Some(document) => Ok(document),
+            None => charged_text(&raw, budget),
+        },
+        Kind::Binary => charged_bytes(&raw, budget),
+        _ => charged_text(&raw, budget),
+    }
+}
+
+/// A value the protocol sends in a fixed-size binary form.
+fn fixed_size(value: MyValue, kind: Kind, render: Render) -> Value {
     match (kind, value) {
-        (_, MyValue::NULL) => Value::Null,
+        (_, MyValue::NULL | MyValue::Bytes(_)) => Value::Null,
         (Kind::Boolean, MyValue::Int(i)) => json!(i != 0),
         (Kind::BigSigned, MyValue::Int(i)) => int64(i, render),
         (Kind::BigUnsigned, MyValue::UInt(u)) => uint64(u, render),
@@ -145,14 +180,6 @@ pub(crate) fn value(value: MyValue, kind: Kind, render: Render) -> Value {
         (_, MyValue::Time(negative, days, hours, minutes, seconds, micros)) => {
             json!(time(negative, days, hours, minutes, seconds, micros))
         }
-        (Kind::Bits, MyValue::Bytes(raw)) => {
-            json!(raw.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
-        }
-        (Kind::Json, MyValue::Bytes(raw)) => {
-            serde_json::from_slice(&raw).unwrap_or_else(|_| text_or_base64(&raw))
-        }
-        (Kind::Binary, MyValue::Bytes(raw)) => bytes(&raw),
-        (_, MyValue::Bytes(raw)) => text_or_base64(&raw),
     }
 }
 

@@ -3,13 +3,16 @@
 //! and the rest of a flight up to its `ReadyForQuery`.
 
 use fallible_iterator::FallibleIterator;
-use postgres_protocol::message::backend::{DataRowBody, Message, RowDescriptionBody};
+use postgres_protocol::message::backend::{
+    DataRowBody, DataRowRanges, Message, RowDescriptionBody,
+};
 use serde_json::Value;
 
-use super::conn::{PgConn, WireError};
+use super::conn::{PgConn, WireError, message_name};
 use super::errors::{DbErrorFields, statement_error};
 use super::types::Types;
 use super::values;
+use crate::db::budget::{Budget, OverBudget};
 use crate::db::execute::ExecRequest;
 use crate::db::rows::{Column, RowSink};
 use crate::db::sql_error::SqlError;
@@ -31,7 +34,7 @@ pub(super) async fn finish_setup(
                 // A session that is being terminated: nothing of ours ran.
                 if fields.code.starts_with("57P0") {
                     conn.mark_broken();
-                    return Err(WireError::Io(std::io::ErrorKind::ConnectionAborted.into()));
+                    return Err(WireError::Ending { code: fields.code });
                 }
                 return Ok(Err(fields));
             }
@@ -40,7 +43,7 @@ pub(super) async fn finish_setup(
             | Message::NoticeResponse(_)
             | Message::ParameterStatus(_)
             | Message::NotificationResponse(_) => {}
-            _ => return Err(WireError::Protocol("unexpected message in the setup")),
+            other => return Err(unexpected(conn, &other, "the envelope's setup")),
         }
     }
     Ok(Ok(()))
@@ -62,8 +65,17 @@ pub(super) async fn finish(conn: &mut PgConn) -> Result<Result<(), DbErrorFields
             | Message::NoticeResponse(_)
             | Message::ParameterStatus(_)
             | Message::NotificationResponse(_) => {}
-            _ => return Err(WireError::Protocol("unexpected message")),
+            other => return Err(unexpected(conn, &other, "the end of a flight")),
         }
+    }
+}
+
+/// A message out of place: the connection is out of step and never reused.
+pub(super) fn unexpected(conn: &mut PgConn, message: &Message, phase: &'static str) -> WireError {
+    conn.mark_broken();
+    WireError::Unexpected {
+        message: message_name(message),
+        phase,
     }
 }
 
@@ -103,9 +115,28 @@ pub(super) async fn read_statement(
                 rows += 1;
                 if rows > request.max_rows {
                     truncated = true;
+                    // The portal was asked for one row past the cap: a server
+                    // that sends more does not follow the request. Stop reading;
+                    // the connection closes.
+                    if rows > request.max_rows + 1 {
+                        conn.mark_broken();
+                        return Ok(true);
+                    }
                     continue;
                 }
-                let row = decode_row(&body, &wire_types, render, types)?;
+                let budget = sink.start_row();
+                let row = match decode_row(&body, &wire_types, render, types, budget) {
+                    Ok(row) => row,
+                    Err(Decode::Wire(error)) => {
+                        conn.mark_broken();
+                        return Err(Stop::Wire(error));
+                    }
+                    // The rest of the result is not read: the connection closes.
+                    Err(Decode::Over(over)) => {
+                        conn.mark_broken();
+                        return over.outcome().map_err(Stop::Sql);
+                    }
+                };
                 if sink.row(row).await.is_err() {
                     conn.mark_broken();
                     return Err(Stop::HungUp);
@@ -134,7 +165,7 @@ pub(super) async fn read_statement(
             | Message::NoticeResponse(_)
             | Message::ParameterStatus(_)
             | Message::NotificationResponse(_) => {}
-            _ => return Err(Stop::Wire(WireError::Protocol("unexpected message"))),
+            other => return Err(Stop::Wire(unexpected(conn, &other, "a statement's answer"))),
         }
     }
 }
@@ -148,10 +179,12 @@ fn describe(
 ) -> Result<Vec<Column>, WireError> {
     let mut fields = body.fields();
     let mut columns = Vec::new();
-    while let Some(field) = fields
-        .next()
-        .map_err(|_| WireError::Protocol("row description"))?
-    {
+    let malformed = || {
+        WireError::Frame(super::frame::FrameError::Malformed {
+            tag: postgres_protocol::message::backend::ROW_DESCRIPTION_TAG,
+        })
+    };
+    while let Some(field) = fields.next().map_err(|_| malformed())? {
         wire_types.push(field.type_oid());
         columns.push(Column {
             name: field.name().to_owned(),
@@ -161,24 +194,50 @@ fn describe(
     Ok(columns)
 }
 
+/// Why a row was not decoded.
+enum Decode {
+    Wire(WireError),
+    Over(OverBudget),
+}
+
+impl From<OverBudget> for Decode {
+    fn from(over: OverBudget) -> Self {
+        Self::Over(over)
+    }
+}
+
+/// One row: exactly one field per described column, each decoded within
+/// `budget`.
 fn decode_row(
     body: &DataRowBody,
     wire_types: &[u32],
     render: Render,
     types: &Types,
-) -> Result<Vec<Value>, WireError> {
+    budget: &mut Budget,
+) -> Result<Vec<Value>, Decode> {
     let buffer = body.buffer();
     let mut ranges = body.ranges();
     let mut row = Vec::with_capacity(wire_types.len());
+    let columns = |ranges: &mut DataRowRanges<'_>, decoded: usize| {
+        Decode::Wire(WireError::Columns {
+            described: wire_types.len(),
+            sent: decoded + ranges.count().unwrap_or(0),
+        })
+    };
     for oid in wire_types {
-        let range = ranges
-            .next()
-            .map_err(|_| WireError::Protocol("data row"))?
-            .ok_or(WireError::Protocol("data row"))?;
-        let raw = range
-            .map(|r| buffer.get(r))
-            .map(|slice| slice.unwrap_or_default());
-        row.push(values::value(*oid, raw, render, types));
+        let range = match ranges.next() {
+            Ok(Some(range)) => range,
+            Ok(None) => return Err(columns(&mut ranges, row.len())),
+            Err(_) => return Err(Decode::Wire(WireError::Field)),
+        };
+        let raw = match range {
+            None => None,
+            Some(range) => Some(buffer.get(range).ok_or(Decode::Wire(WireError::Field))?),
+        };
+        row.push(values::value(*oid, raw, render, types, budget)?);
+    }
+    if !matches!(ranges.next(), Ok(None)) {
+        return Err(columns(&mut ranges, row.len() + 1));
     }
     Ok(row)
 }

@@ -5,8 +5,10 @@
 use fallible_iterator::FallibleIterator;
 use postgres_protocol::message::backend::Message;
 
+use super::answers::unexpected;
 use super::conn::{PgConn, WireError};
 use super::errors::{DbErrorFields, statement_error, wire_error};
+use crate::db::introspect::CatalogCap;
 use crate::db::sql_error::SqlError;
 use crate::error::ErrorCode;
 
@@ -44,11 +46,12 @@ impl TextRow {
 }
 
 /// Runs `queries` (static SQL with text parameters) in one flight and one
-/// implicit transaction; the rows of each, in order.
+/// implicit transaction; the rows of each, in order, within `cap`: past it the
+/// rest is not read and the connection closes. The caller bounds the time.
 pub(crate) async fn run(
     conn: &mut PgConn,
     queries: &[(&str, Vec<Option<String>>)],
-    max_row_bytes: usize,
+    cap: CatalogCap,
 ) -> Result<Vec<Vec<TextRow>>, SqlError> {
     for (sql, params) in queries {
         conn.queue_text_statement(sql, params).map_err(|_| {
@@ -59,37 +62,49 @@ pub(crate) async fn run(
         })?;
     }
     conn.queue_sync();
-    conn.flush()
+    conn.flush().await.map_err(|e| wire_error(&e))?;
+    read(conn, queries.len(), cap)
         .await
-        .map_err(|e| wire_error(&e, max_row_bytes))?;
-    read(conn, queries.len())
-        .await
-        .map_err(|e| wire_error(&e, max_row_bytes))?
+        .map_err(|e| {
+            conn.mark_broken();
+            wire_error(&e)
+        })?
         .map_err(|fields| {
             conn.mark_broken();
             statement_error(fields, "")
         })
 }
 
+/// What one field costs in memory besides its text.
+const FIELD_BYTES: usize = std::mem::size_of::<Option<String>>();
+
 async fn read(
     conn: &mut PgConn,
     count: usize,
+    cap: CatalogCap,
 ) -> Result<Result<Vec<Vec<TextRow>>, DbErrorFields>, WireError> {
     let mut results: Vec<Vec<TextRow>> = vec![Vec::new()];
     let mut failure = None;
+    let (mut rows, mut bytes) = (0usize, 0usize);
     loop {
         match conn.recv().await? {
             Message::DataRow(body) => {
+                rows += 1;
+                bytes = bytes.saturating_add(FIELD_BYTES);
                 let buffer = body.buffer();
-                let fields = body
-                    .ranges()
-                    .map(|range| {
-                        Ok(range
-                            .and_then(|r| buffer.get(r))
-                            .map(|b| String::from_utf8_lossy(b).into_owned()))
-                    })
-                    .collect::<Vec<_>>()
-                    .map_err(|_| WireError::Protocol("data row"))?;
+                let mut ranges = body.ranges();
+                let mut fields = Vec::new();
+                while let Some(range) = ranges.next().map_err(|_| WireError::Field)? {
+                    let text = match range {
+                        None => None,
+                        Some(range) => Some(buffer.get(range).ok_or(WireError::Field)?),
+                    };
+                    bytes = bytes.saturating_add(FIELD_BYTES + text.map_or(0, <[u8]>::len));
+                    if rows > cap.rows || bytes > cap.bytes {
+                        return Err(WireError::CatalogTooLarge { limit: cap.bytes });
+                    }
+                    fields.push(text.map(|b| String::from_utf8_lossy(b).into_owned()));
+                }
                 if let Some(rows) = results.last_mut() {
                     rows.push(TextRow(fields));
                 }
@@ -109,7 +124,7 @@ async fn read(
             | Message::BindComplete
             | Message::NoticeResponse(_)
             | Message::ParameterStatus(_) => {}
-            _ => return Err(WireError::Protocol("unexpected catalogue message")),
+            other => return Err(unexpected(conn, &other, "a catalogue query")),
         }
     }
 }

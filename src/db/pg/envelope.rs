@@ -63,7 +63,7 @@ fn queue(
     conn.queue_text_statement("BEGIN READ ONLY", &[])
         .map_err(encode_error)?;
     let mut setup = 1;
-    if timeout != conn.session_timeout {
+    if timeout != conn.session.statement_timeout {
         let ms = super::startup::timeout_ms(timeout);
         conn.queue_text_statement(&format!("SET LOCAL statement_timeout = {ms}"), &[])
             .map_err(encode_error)?;
@@ -117,18 +117,42 @@ pub(crate) async fn run(
         }
     };
     if let Err(error) = conn.flush().await {
-        return Attempt::Retry(wire_error(&error, request.max_row_bytes));
+        return Attempt::Retry(wire_error(&error));
     }
     sink.restart_clock();
+    // Everything the flight answers arrives within the statement's limit and a
+    // second: past it, the server did not cancel in time, so querygate asks it
+    // to and never reuses this half-read connection.
+    let deadline = Instant::now() + request.timeout + Duration::from_secs(1);
+    let answers = read_answers(conn, setup, request, sink, types);
+    let Ok(attempt) = tokio::time::timeout_at(deadline.into(), answers).await else {
+        conn.mark_broken();
+        if let Some(key) = conn.backend_key {
+            tokio::spawn(super::startup::cancel(conn.address, key));
+        }
+        return Attempt::Done(Err(SqlError::timeout()));
+    };
+    attempt
+}
+
+/// Reads the envelope's answers: the setup's, the statement's (streamed into
+/// `sink`), then the cleanup's.
+async fn read_answers(
+    conn: &mut PgConn,
+    setup: usize,
+    request: &ExecRequest,
+    sink: &mut RowSink,
+    types: &Types,
+) -> Attempt<bool> {
     match finish_setup(conn, setup).await {
         Ok(Ok(())) => {}
         Ok(Err(fields)) => {
             conn.mark_broken();
             return Attempt::Done(Err(statement_error(fields, &request.sql)));
         }
-        Err(error) => return early_failure(conn, &error, request.max_row_bytes),
+        Err(error) => return early_failure(conn, &error),
     }
-    let outcome = read_statement_in_time(conn, request, sink, types).await;
+    let outcome = read_statement(conn, request, sink, types).await;
     if let Err(Stop::Sql(error)) = &outcome {
         if !conn.is_broken() {
             // The server skipped the rest of the flight, cleanup included: the
@@ -141,40 +165,20 @@ pub(crate) async fn run(
     }
     Attempt::Done(outcome.map_err(|stop| match stop {
         Stop::Sql(error) => error,
-        Stop::Wire(error) => wire_error(&error, request.max_row_bytes),
+        Stop::Wire(error) => wire_error(&error),
         Stop::HungUp => SqlError::refused(ErrorCode::SqlError, "the client went away"),
     }))
 }
 
-/// Reads the statement's answers within its limit and a second: past it, the
-/// server did not cancel in time, so querygate asks it to and never reuses this
-/// half-read connection.
-async fn read_statement_in_time(
-    conn: &mut PgConn,
-    request: &ExecRequest,
-    sink: &mut RowSink,
-    types: &Types,
-) -> Result<bool, Stop> {
-    let deadline = Instant::now() + request.timeout + Duration::from_secs(1);
-    let statement =
-        tokio::time::timeout_at(deadline.into(), read_statement(conn, request, sink, types)).await;
-    statement.unwrap_or_else(|_| {
-        conn.mark_broken();
-        if let Some(key) = conn.backend_key {
-            tokio::spawn(super::startup::cancel(conn.address, key));
-        }
-        Err(Stop::Sql(SqlError::timeout()))
-    })
-}
-
 /// A failure before the statement's results: retry when the server said nothing
-/// at all, or only that it was shutting this session down.
-fn early_failure<T>(conn: &PgConn, error: &WireError, max_row_bytes: usize) -> Attempt<T> {
-    let error = wire_error(error, max_row_bytes);
-    if conn.acknowledged() {
-        Attempt::Done(Err(error))
-    } else {
+/// at all, or only that it was ending this session (nothing of the flight ran).
+fn early_failure<T>(conn: &PgConn, error: &WireError) -> Attempt<T> {
+    let retry = matches!(error, WireError::Ending { .. }) || !conn.answered();
+    let error = wire_error(error);
+    if retry {
         Attempt::Retry(error)
+    } else {
+        Attempt::Done(Err(error))
     }
 }
 

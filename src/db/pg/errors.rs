@@ -4,6 +4,7 @@ use fallible_iterator::FallibleIterator;
 use postgres_protocol::message::backend::ErrorFields;
 
 use super::conn::WireError;
+use super::frame::FrameError;
 use crate::db::error::DbError;
 use crate::db::sql_error::{EngineError, SqlError};
 use crate::db::sql_text::{self, Dialect};
@@ -52,15 +53,29 @@ pub(crate) fn connect_error(fields: &DbErrorFields) -> DbError {
 }
 
 /// A failure of the connection itself while a statement was under way.
-pub(crate) fn wire_error(error: &WireError, max_row_bytes: usize) -> SqlError {
+pub(crate) fn wire_error(error: &WireError) -> SqlError {
     match error {
         WireError::Io(error) => {
             tracing::debug!(error = %error, "PostgreSQL connection lost");
             SqlError::Connection(DbError::from_io(error))
         }
-        WireError::RowTooLarge => SqlError::row_too_large(max_row_bytes),
-        WireError::Protocol(what) => {
-            tracing::warn!(what, "PostgreSQL answered outside the protocol");
+        WireError::Closed | WireError::Ending { .. } => {
+            tracing::debug!(%error, "PostgreSQL connection lost");
+            SqlError::Connection(DbError::ConnectionRefused)
+        }
+        WireError::Frame(FrameError::RowTooLarge { limit, .. }) => SqlError::row_too_large(*limit),
+        WireError::CatalogTooLarge { limit } => SqlError::refused(
+            ErrorCode::SqlError,
+            format!(
+                "the database's catalogue answer is larger than querygate reads ({limit} bytes); \
+                 read one schema at a time with ?schema="
+            ),
+        ),
+        WireError::Frame(_)
+        | WireError::Unexpected { .. }
+        | WireError::Columns { .. }
+        | WireError::Field => {
+            tracing::warn!(%error, "PostgreSQL answered outside the protocol");
             SqlError::Connection(DbError::Protocol)
         }
     }

@@ -16,7 +16,10 @@ mod catalog;
 mod conn;
 mod envelope;
 mod errors;
+mod frame;
 mod startup;
+#[cfg(test)]
+mod tests;
 mod types;
 mod values;
 
@@ -27,14 +30,16 @@ use std::time::Duration;
 use deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
 
 pub(crate) use catalog::TextRow;
-use conn::PgConn;
+use conn::{PgConn, Session};
 use envelope::Attempt;
 use startup::Target;
 use types::Types;
 
 use crate::db::DbSettings;
+use crate::db::budget::DecodeLimits;
 use crate::db::error::DbError;
 use crate::db::execute::ExecRequest;
+use crate::db::introspect::{CatalogCap, TYPES_CAP};
 use crate::db::params::ConnParams;
 use crate::db::rows::{self, RowSink};
 use crate::db::sql_error::SqlError;
@@ -73,7 +78,7 @@ impl managed::Manager for Manager {
 pub struct PgPool {
     pool: managed::Pool<Manager>,
     types: Arc<Types>,
-    max_row_bytes: usize,
+    session: Session,
 }
 
 impl std::fmt::Debug for PgPool {
@@ -102,22 +107,20 @@ impl PgPool {
             database: params.database.clone(),
             ssl: params.ssl,
             timeout: settings.connect_timeout,
-            max_row_bytes: settings.max_row_bytes,
-            statement_timeout: settings.statement_timeout,
+            session: Session {
+                max_row_bytes: settings.max_row_bytes,
+                statement_timeout: settings.statement_timeout,
+            },
         };
         let mut first = startup::connect(&target).await?;
         let types = Arc::new(Types::default());
-        load_types(
-            &mut first,
-            &types,
-            settings.max_row_bytes,
-            settings.connect_timeout,
-        )
-        .await
-        .map_err(|error| match error {
-            SqlError::Connection(db) => db,
-            SqlError::Statement(_) => DbError::Protocol,
-        })?;
+        load_types(&mut first, &types, settings.connect_timeout)
+            .await
+            .map_err(|error| match error {
+                SqlError::Connection(db) => db,
+                SqlError::Statement(_) => DbError::Protocol,
+            })?;
+        let session = target.session;
         let version = first.server_version.clone();
         let manager = Manager {
             target,
@@ -134,7 +137,7 @@ impl PgPool {
             Self {
                 pool,
                 types,
-                max_row_bytes: settings.max_row_bytes,
+                session,
             },
             version,
         ))
@@ -144,7 +147,7 @@ impl PgPool {
         self.pool.get().await.map_err(|error| match error {
             managed::PoolError::Backend(error) => error,
             managed::PoolError::Timeout(_) => DbError::Timeout,
-            managed::PoolError::Closed => DbError::ConnectionRefused,
+            managed::PoolError::Closed => DbError::PoolClosed,
             managed::PoolError::NoRuntimeSpecified | managed::PoolError::PostCreateHook(_) => {
                 DbError::Protocol
             }
@@ -155,7 +158,7 @@ impl PgPool {
     /// way; returns the server version.
     pub(crate) async fn check(&self, timeout: Duration) -> Result<String, DbError> {
         let mut conn = self.get().await?;
-        let result = load_types(&mut conn, &self.types, self.max_row_bytes, timeout).await;
+        let result = load_types(&mut conn, &self.types, timeout).await;
         result.map_err(|error| match error {
             SqlError::Connection(db) => db,
             SqlError::Statement(_) => DbError::Protocol,
@@ -195,7 +198,10 @@ impl PgPool {
             max_rows: 1,
             ..request.clone()
         };
-        let (mut sink, header) = rows::channel();
+        let (mut sink, header) = rows::channel(DecodeLimits {
+            row_bytes: self.session.max_row_bytes,
+            result_bytes: usize::MAX,
+        });
         let run = async {
             let outcome = self.execute(&explain, &mut sink).await;
             sink.finish(outcome).await;
@@ -222,13 +228,14 @@ impl PgPool {
         Ok(())
     }
 
-    /// Runs querygate's own catalogue queries in one flight.
+    /// Runs querygate's own catalogue queries in one flight, within `cap`.
     pub(crate) async fn catalog(
         &self,
         queries: &[(&str, Vec<Option<String>>)],
+        cap: CatalogCap,
     ) -> Result<Vec<Vec<TextRow>>, SqlError> {
         let mut conn = self.get().await?;
-        catalog::run(&mut conn, queries, self.max_row_bytes).await
+        catalog::run(&mut conn, queries, cap).await
     }
 
     /// Whether two handles share one pool.
@@ -252,14 +259,9 @@ impl PgPool {
     }
 }
 
-async fn load_types(
-    conn: &mut PgConn,
-    types: &Types,
-    max_row_bytes: usize,
-    timeout: Duration,
-) -> Result<(), SqlError> {
+async fn load_types(conn: &mut PgConn, types: &Types, timeout: Duration) -> Result<(), SqlError> {
     let queries = [(types::USER_TYPES, Vec::new())];
-    let query = catalog::run(conn, &queries, max_row_bytes);
+    let query = catalog::run(conn, &queries, TYPES_CAP);
     let results = tokio::time::timeout(timeout, query).await.map_err(|_| {
         conn.mark_broken();
         SqlError::Connection(DbError::Timeout)

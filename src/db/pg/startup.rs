@@ -13,7 +13,7 @@ use postgres_protocol::message::frontend;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::conn::{Io, PgConn, WireError};
+use super::conn::{Io, PgConn, Session, WireError, message_name};
 use super::errors::{DbErrorFields, connect_error};
 use crate::db::error::DbError;
 use crate::db::params::SslMode;
@@ -35,9 +35,8 @@ pub(crate) struct Target {
     pub(crate) ssl: SslMode,
     /// Resolve + connect + authenticate, per address.
     pub(crate) timeout: Duration,
-    pub(crate) max_row_bytes: usize,
-    /// The session's `statement_timeout`: the server's default statement limit.
-    pub(crate) statement_timeout: Duration,
+    /// What every connection of the pool shares.
+    pub(crate) session: Session,
 }
 
 /// Connects to the first checked address that accepts. Only a refused connection
@@ -81,13 +80,13 @@ async fn connect_to(target: &Target, address: SocketAddr) -> Result<PgConn, DbEr
             }
         },
     };
-    let mut conn = PgConn::new(io, address, target.max_row_bytes);
-    conn.session_timeout = target.statement_timeout;
+    let mut conn = PgConn::new(io, address, target.session);
     startup(&mut conn, target)
         .await
         .map_err(|error| match error {
             Failure::Server(fields) => connect_error(&fields),
             Failure::Wire(WireError::Io(e)) => DbError::from_io(&e),
+            Failure::Wire(WireError::Closed) => DbError::ConnectionRefused,
             Failure::Wire(_) | Failure::Unsupported => DbError::Protocol,
         })?;
     Ok(conn)
@@ -127,7 +126,7 @@ impl From<std::io::Error> for Failure {
 }
 
 async fn startup(conn: &mut PgConn, target: &Target) -> Result<(), Failure> {
-    let statement_timeout = timeout_ms(target.statement_timeout).to_string();
+    let statement_timeout = timeout_ms(target.session.statement_timeout).to_string();
     frontend::startup_message(
         [
             ("user", target.user.as_str()),
@@ -161,10 +160,11 @@ async fn startup(conn: &mut PgConn, target: &Target) -> Result<(), Failure> {
                 return Err(Failure::Server(DbErrorFields::parse(body.fields())));
             }
             Message::NoticeResponse(_) => {}
-            _ => {
-                return Err(Failure::Wire(WireError::Protocol(
-                    "unexpected start-up message",
-                )));
+            other => {
+                return Err(Failure::Wire(WireError::Unexpected {
+                    message: message_name(&other),
+                    phase: "start-up",
+                }));
             }
         }
     }

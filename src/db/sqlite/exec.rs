@@ -10,6 +10,7 @@ use tokio::runtime::Handle;
 
 use super::values;
 use super::{LitePool, deadline_handler};
+use crate::db::budget::OverBudget;
 use crate::db::error::DbError;
 use crate::db::execute::ExecRequest;
 use crate::db::rows::{Column, HungUp, RowSink};
@@ -107,12 +108,25 @@ fn run(
             probe.announce();
             return Ok(true);
         }
-        if probe.row(row, render).is_err() {
-            return Ok(false);
+        match probe.row(row, render) {
+            Ok(()) => {}
+            Err(Cut::HungUp) => return Ok(false),
+            Err(Cut::Over(over)) => {
+                probe.announce();
+                return over.outcome();
+            }
         }
     }
     probe.announce();
     Ok(false)
+}
+
+/// Why reading rows stopped early.
+enum Cut {
+    /// The reader went away.
+    HungUp,
+    /// A value would break the decode budget.
+    Over(OverBudget),
 }
 
 /// The rows of a statement on their way to the sink: the first
@@ -148,18 +162,23 @@ impl<'a> Probe<'a> {
     }
 
     /// Reads `row`, then sends it, or holds it back while the columns are not
-    /// announced yet; `Err` when the reader went away.
-    fn row(&mut self, row: &rusqlite::Row<'_>, render: Render) -> Result<(), HungUp> {
+    /// announced yet; `Err` when the reader went away or a value is over the
+    /// decode budget.
+    fn row(&mut self, row: &rusqlite::Row<'_>, render: Render) -> Result<(), Cut> {
         let mut values = Vec::with_capacity(self.declared.len());
+        let budget = self.sink.start_row();
         for (i, class) in self.storage.iter_mut().enumerate() {
             let raw = row.get_ref(i).unwrap_or(ValueRef::Null);
             if class.is_none() {
                 *class = values::storage_class(raw);
             }
-            values.push(values::value(raw, render));
+            values.push(values::value(raw, render, budget).map_err(Cut::Over)?);
         }
         if self.announced {
-            return self.handle.block_on(self.sink.row(values));
+            return self
+                .handle
+                .block_on(self.sink.row(values))
+                .map_err(|HungUp| Cut::HungUp);
         }
         self.held.push(values);
         if self.held.len() >= TYPE_PROBE_ROWS {

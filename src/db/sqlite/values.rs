@@ -2,21 +2,23 @@
 //! [`crate::db::values`]).
 
 use rusqlite::types::{Value as Lite, ValueRef};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::db::values::{Render, bytes, float, int64, text_or_base64};
+use crate::db::budget::{Budget, OverBudget};
+use crate::db::values::{Render, charged_bytes, charged_text, float, int64};
 
-/// One value.
-pub(crate) fn value(raw: ValueRef<'_>, render: Render) -> Value {
+/// One value, charged to `budget` for what it becomes before it is built.
+pub(crate) fn value(
+    raw: ValueRef<'_>,
+    render: Render,
+    budget: &mut Budget,
+) -> Result<Value, OverBudget> {
     match raw {
-        ValueRef::Null => Value::Null,
-        ValueRef::Integer(i) => int64(i, render),
-        ValueRef::Real(f) => float(f),
-        ValueRef::Text(text) => match std::str::from_utf8(text) {
-            Ok(text) => json!(text),
-            Err(_) => text_or_base64(text),
-        },
-        ValueRef::Blob(blob) => bytes(blob),
+        ValueRef::Null => budget.node(0).map(|()| Value::Null),
+        ValueRef::Integer(i) => budget.node(24).map(|()| int64(i, render)),
+        ValueRef::Real(f) => budget.node(24).map(|()| float(f)),
+        ValueRef::Text(text) => charged_text(text, budget),
+        ValueRef::Blob(blob) => charged_bytes(blob, budget),
     }
 }
 
