@@ -5,6 +5,8 @@
 
 pub mod dns;
 pub mod fake_model;
+pub mod fake_mysql;
+pub mod fake_pg;
 pub mod process;
 pub mod proxy;
 

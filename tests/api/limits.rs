@@ -250,3 +250,56 @@ async fn giant_values_are_refused_before_they_are_read_and_the_server_stays_resp
         assert_eq!(answer.status(), 200);
     }
 }
+
+#[tokio::test]
+async fn value_bombs_from_the_real_postgresql_are_refused_in_bounded_memory() {
+    ensure_databases();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = ServerProcess::start(
+        &dir.path().join("sqlite"),
+        &dir.path().join("keys"),
+        &[("QUERYGATE_KEYS", KEY_A), ("RUST_LOG", "info")],
+    );
+    let client = reqwest::Client::new();
+    let token = server.token_for(&pg_body("test")).await;
+    // A few bytes on the wire each, gigabytes once decoded without a budget.
+    let bombs = [
+        "SELECT array_fill(1e131071::numeric, ARRAY[30000]) AS bomb",
+        "SELECT ('[' || repeat('[],', 2000000) || '[]]')::json AS bomb",
+        "SELECT ('[' || repeat('[],', 2000000) || '[]]')::jsonb AS bomb",
+        "SELECT array_fill(NULL::int, ARRAY[2000000]) AS bomb",
+    ];
+    for sql in bombs {
+        let before = server.reset_peak_memory();
+        let answer = client
+            .post(server.url("/api/database/execute"))
+            .bearer_auth(&token)
+            .json(&json!({"sql": sql}))
+            .send()
+            .await
+            .expect("answer");
+        let (status, body) = read(answer).await;
+        assert_error(status, &body, 400, "sql_error");
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("MAX_ROW_BYTES"),
+            "{sql}: {body}"
+        );
+        let growth = server.peak_memory().saturating_sub(before);
+        assert!(
+            growth < 100 * 1024 * 1024,
+            "{sql}: peak memory grew by {} MB",
+            growth / 1024 / 1024
+        );
+    }
+    let after = client
+        .post(server.url("/api/database/execute"))
+        .bearer_auth(&token)
+        .json(&json!({"sql": "SELECT 2 AS two"}))
+        .send()
+        .await
+        .expect("after");
+    assert_eq!(after.status(), 200, "the pool serves on");
+}

@@ -1,7 +1,9 @@
 //! querygate's integration tests: one binary (it links the crate once), one module
 //! per area. Every test talks to a real server (in-process or a child process)
 //! over HTTP and to the real PostgreSQL, MariaDB and SQLite of this machine; the
-//! only stand-in is the scripted model server in `common::fake_model`.
+//! stand-ins are the scripted model server in `common::fake_model` and, for what a
+//! hostile database can send, the scripted servers of `common::fake_pg` and
+//! `common::fake_mysql`.
 
 #![expect(
     unreachable_pub,
@@ -17,6 +19,7 @@ mod connect;
 mod console;
 mod deploy;
 mod execute;
+mod hostile;
 mod lifecycle;
 mod limits;
 mod malformed_input;

@@ -210,3 +210,60 @@ async fn sqlite_values_keep_their_meaning() {
     .await;
     assert_eq!(row["big"], "42");
 }
+
+#[tokio::test]
+async fn postgres_numerics_of_any_weight_come_back_exactly() {
+    let app = TestApp::spawn().await;
+    let token = app.token_for(&pg_body("test")).await;
+    let (row, _) = one_row(&app, &token, json!({"sql": "SELECT 1e50000::numeric AS n"})).await;
+    let text = row["n"].as_str().expect("a numeric is a string");
+    assert_eq!(text.len(), 50_001, "PostgreSQL prints 1 and 50,000 zeros");
+    assert!(text.starts_with('1') && text[1..].bytes().all(|b| b == b'0'));
+    let (row, _) = one_row(
+        &app,
+        &token,
+        json!({"sql": "SELECT (1e-300 + 1)::numeric(400, 350) AS n"}),
+    )
+    .await;
+    let expected = format!("1.{}1{}", "0".repeat(299), "0".repeat(50));
+    assert_eq!(row["n"], json!(expected));
+}
+
+#[tokio::test]
+async fn postgres_json_deeper_than_serde_default_comes_back_as_json() {
+    let app = TestApp::spawn().await;
+    let token = app.token_for(&pg_body("test")).await;
+    let sql = "SELECT (repeat('[', 200) || repeat(']', 200))::jsonb AS j, \
+               (repeat('{\"a\":', 300) || '1' || repeat('}', 300))::json AS o";
+    let response = app.execute(&token, &json!({"sql": sql})).await;
+    assert_eq!(response.status(), 200);
+    // Deeper than serde_json reads by default: this client lifts its limit.
+    let text = response.text().await.expect("body");
+    let mut reader = serde_json::Deserializer::from_str(&text);
+    reader.disable_recursion_limit();
+    let answer: Value = serde::Deserialize::deserialize(&mut reader).expect("JSON");
+    let row = &answer["data"][0];
+    let mut depth = 0;
+    let mut value = &row["j"];
+    while let Some(inner) = value.as_array() {
+        depth += 1;
+        value = inner.first().unwrap_or(&Value::Null);
+    }
+    assert_eq!(depth, 200, "{}", row["j"]);
+    assert!(row["o"].is_object(), "{}", row["o"]);
+    // Deeper than querygate decodes: a clear error that says how to get the text.
+    let (status, body) = read(
+        app.execute(
+            &token,
+            &json!({"sql": "SELECT (repeat('[', 5000) || repeat(']', 5000))::jsonb AS j"}),
+        )
+        .await,
+    )
+    .await;
+    assert_error(status, &body, 400, "sql_error");
+    let message = body["error"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        message.contains("512 levels") && message.contains("::text"),
+        "{body}"
+    );
+}

@@ -106,14 +106,33 @@ impl ServerProcess {
 
     /// The process's peak resident memory so far (`VmHWM`), in bytes.
     pub fn peak_memory(&self) -> u64 {
+        self.memory("VmHWM:")
+    }
+
+    /// A size from `/proc/PID/status` (`VmHWM:`, `VmRSS:`), in bytes.
+    fn memory(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .expect("/proc status");
         status
             .lines()
-            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .find_map(|line| line.strip_prefix(field))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
             .map(|kib| kib * 1024)
-            .expect("VmHWM")
+            .expect(field)
+    }
+
+    /// Starts a new peak (`VmHWM` back to the current size, through
+    /// `/proc/PID/clear_refs`) and returns the current resident size, in bytes.
+    pub fn reset_peak_memory(&self) -> u64 {
+        std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5").expect("clear_refs");
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("/proc status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kib| kib * 1024)
+            .expect("VmRSS")
     }
 
     /// Sends SIGTERM, as an orchestrator does.
