@@ -63,12 +63,13 @@ fn scalar(
             bit_string(data).map(Value::from)
         }
         1700 => numeric(data, budget)?.map(Value::from),
-        _ if is_array(oid, types) => array(data, render, types, budget)?,
+        // Text types first: they are common and need no lookup.
         25 | 1042 | 1043 | 19 => None,
         _ if fixed(oid) => {
             budget.node(SMALL_VALUE)?;
             fixed_size(oid, data, render)
         }
+        _ if is_array(oid, types) => array(data, render, types, budget)?,
         _ => None,
     })
 }
