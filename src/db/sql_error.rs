@@ -89,6 +89,17 @@ impl SqlError {
         )
     }
 
+    /// One of querygate's own catalogue reads was larger than it reads.
+    pub(crate) fn catalog_too_large(limit: usize) -> Self {
+        Self::refused(
+            ErrorCode::SqlError,
+            format!(
+                "the database's catalogue answer is larger than querygate reads ({limit} bytes); \
+                 read one schema at a time with ?schema="
+            ),
+        )
+    }
+
     /// The design's code of this failure.
     pub(crate) fn code(&self) -> ErrorCode {
         match self {

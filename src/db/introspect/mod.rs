@@ -27,6 +27,67 @@ pub(crate) struct CatalogCap {
     pub bytes: usize,
 }
 
+/// What one field of a catalogue row costs in memory besides its text.
+pub(crate) const FIELD_BYTES: usize = std::mem::size_of::<Option<String>>();
+
+/// What one catalogue read has taken so far, against its cap.
+#[derive(Debug)]
+pub(crate) struct Tally {
+    cap: CatalogCap,
+    rows: usize,
+    bytes: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tally_refuses_past_either_cap_with_the_byte_limit() {
+        let mut tally = Tally::new(CatalogCap {
+            rows: 2,
+            bytes: 100,
+        });
+        assert!(tally.add(1, 60).is_ok());
+        assert!(tally.add(1, 60).is_err(), "bytes over the cap");
+        let mut tally = Tally::new(CatalogCap {
+            rows: 2,
+            bytes: 100,
+        });
+        assert!(tally.add(2, 10).is_ok());
+        let error = tally
+            .add(1, 0)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            error.contains("100 bytes") && error.contains("?schema="),
+            "{error}"
+        );
+    }
+}
+
+impl Tally {
+    pub(crate) fn new(cap: CatalogCap) -> Self {
+        Self {
+            cap,
+            rows: 0,
+            bytes: 0,
+        }
+    }
+
+    /// Counts `rows` rows of `bytes` in all, before they are kept; the error
+    /// once the read is over its cap.
+    pub(crate) fn add(&mut self, rows: usize, bytes: usize) -> Result<(), SqlError> {
+        self.rows = self.rows.saturating_add(rows);
+        self.bytes = self.bytes.saturating_add(bytes);
+        if self.rows > self.cap.rows || self.bytes > self.cap.bytes {
+            return Err(SqlError::catalog_too_large(self.cap.bytes));
+        }
+        Ok(())
+    }
+}
+
 /// A schema read: every table, column, key and index of the database.
 pub(crate) const SCHEMA_CAP: CatalogCap = CatalogCap {
     rows: 250_000,

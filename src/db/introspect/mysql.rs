@@ -1,7 +1,7 @@
 //! MySQL / MariaDB `information_schema`, the connected database only: four
 //! static queries sent as one multi-statement query (one round trip).
 
-use super::{Builder, ColumnInfo, ForeignKey, Index, Table};
+use super::{Builder, ColumnInfo, ForeignKey, Index, SCHEMA_CAP, Table};
 use crate::db::mysql::MyPool;
 use crate::db::sql_error::SqlError;
 
@@ -38,7 +38,7 @@ fn text(row: &Row, i: usize) -> String {
 }
 
 pub(super) async fn read(pool: &MyPool, schema: Option<&str>) -> Result<Vec<Table>, SqlError> {
-    let mut sets = pool.catalog(CATALOG).await?.into_iter();
+    let mut sets = pool.catalog(CATALOG, SCHEMA_CAP).await?.into_iter();
     let mut next = || sets.next().unwrap_or_default();
     let (tables, columns, keys, indexes) = (next(), next(), next(), next());
     let mut builder = Builder::default();

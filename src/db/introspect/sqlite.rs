@@ -8,7 +8,7 @@
 
 use rusqlite::Connection;
 
-use super::{Builder, ColumnInfo, ForeignKey, Index, Table};
+use super::{Builder, ColumnInfo, FIELD_BYTES, ForeignKey, Index, SCHEMA_CAP, Table, Tally};
 use crate::db::sql_error::SqlError;
 use crate::db::sqlite::LitePool;
 
@@ -30,18 +30,28 @@ pub(super) async fn read(pool: &LitePool, schema: Option<&str>) -> Result<Vec<Ta
     if schema.is_some_and(|s| s != SCHEMA) {
         return Ok(Vec::new());
     }
-    pool.blocking(|conn| read_all(conn).map_err(|e| super::sqlite_error(&e)))
-        .await?
+    pool.blocking(read_all).await?
 }
 
-fn read_all(conn: &Connection) -> Result<Vec<Table>, rusqlite::Error> {
+/// Every table, within [`SCHEMA_CAP`]: each is counted as it is read, so the
+/// read stops one table past the cap.
+fn read_all(conn: &Connection) -> Result<Vec<Table>, SqlError> {
+    let fail = |e: rusqlite::Error| super::sqlite_error(&e);
     let mut builder = Builder::default();
+    let mut tally = Tally::new(SCHEMA_CAP);
     let tables: Vec<(String, String)> = conn
-        .prepare(TABLES)?
-        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
-        .collect::<Result<_, _>>()?;
+        .prepare(TABLES)
+        .and_then(|mut s| {
+            s.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect::<Result<_, _>>()
+        })
+        .map_err(fail)?;
     for (name, kind) in tables {
-        builder.add(table(conn, name, kind)?);
+        let table = table(conn, name, kind).map_err(fail)?;
+        let rows = 1 + table.columns.len() + table.indexes.len() + table.foreign_keys.len();
+        let bytes = serde_json::to_vec(&table).map_or(0, |json| json.len());
+        tally.add(rows, bytes.saturating_add(rows * FIELD_BYTES))?;
+        builder.add(table);
     }
     Ok(builder.finish())
 }

@@ -11,6 +11,7 @@ use super::values::{self, Kind};
 use super::{MyPool, is_connection_loss, statement_error, statement_limit};
 use crate::db::budget::{Budget, OverBudget};
 use crate::db::execute::ExecRequest;
+use crate::db::introspect::{CatalogCap, FIELD_BYTES, Tally};
 use crate::db::rows::{Column, RowSink};
 use crate::db::sql_error::SqlError;
 use crate::db::values::Render;
@@ -209,16 +210,45 @@ impl MyPool {
     pub(crate) async fn catalog(
         &self,
         sql: &str,
+        cap: CatalogCap,
     ) -> Result<Vec<Vec<Vec<Option<String>>>>, SqlError> {
         let mut conn = self.connection().await?;
+        let id = conn.id();
         let fail = |e: &mysql_async::Error| statement_error(e, "", self.max_row_bytes);
-        let mut result = conn.query_iter(sql).await.map_err(|e| fail(&e))?;
+        let mut tally = Tally::new(cap);
         let mut sets = Vec::new();
-        while !result.is_empty() {
-            let rows: Vec<Row> = result.collect().await.map_err(|e| fail(&e))?;
-            sets.push(rows.into_iter().map(text_fields).collect());
+        let over = {
+            let mut result = conn.query_iter(sql).await.map_err(|e| fail(&e))?;
+            loop {
+                if result.is_empty() {
+                    break None;
+                }
+                let mut set = Vec::new();
+                let mut over = None;
+                while let Some(row) = result.next().await.map_err(|e| fail(&e))? {
+                    let fields = text_fields(row);
+                    let bytes = fields.iter().flatten().map(String::len).sum::<usize>()
+                        + FIELD_BYTES * (fields.len() + 1);
+                    if let Err(error) = tally.add(1, bytes) {
+                        over = Some(error);
+                        break;
+                    }
+                    set.push(fields);
+                }
+                sets.push(set);
+                if over.is_some() {
+                    break over;
+                }
+            }
+        };
+        match over {
+            // The rest is not read: the session closes instead of going back.
+            Some(error) => {
+                tokio::spawn(self.clone().close_unread(conn, id));
+                Err(error)
+            }
+            None => Ok(sets),
         }
-        Ok(sets)
     }
 }
 

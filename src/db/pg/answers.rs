@@ -20,7 +20,8 @@ use crate::db::values::Render;
 use crate::error::ErrorCode;
 
 /// Reads the answers of the `count` setup commands; an error ends the reading
-/// (the caller closes the connection).
+/// (the caller closes the connection). Safe to drop: what is unread keeps the
+/// connection `Busy`.
 pub(super) async fn finish_setup(
     conn: &mut PgConn,
     count: usize,
@@ -50,6 +51,7 @@ pub(super) async fn finish_setup(
 }
 
 /// Reads answers up to the next `ReadyForQuery`: the first error, if any.
+/// Safe to drop, like every reader here: the connection stays `Busy`.
 pub(super) async fn finish(conn: &mut PgConn) -> Result<Result<(), DbErrorFields>, WireError> {
     let mut failure = None;
     loop {

@@ -8,7 +8,7 @@ use postgres_protocol::message::backend::Message;
 use super::answers::unexpected;
 use super::conn::{PgConn, WireError};
 use super::errors::{DbErrorFields, statement_error, wire_error};
-use crate::db::introspect::CatalogCap;
+use crate::db::introspect::{CatalogCap, FIELD_BYTES, Tally};
 use crate::db::sql_error::SqlError;
 use crate::error::ErrorCode;
 
@@ -47,7 +47,8 @@ impl TextRow {
 
 /// Runs `queries` (static SQL with text parameters) in one flight and one
 /// implicit transaction; the rows of each, in order, within `cap`: past it the
-/// rest is not read and the connection closes. The caller bounds the time.
+/// rest is not read and the connection closes. The caller bounds the time;
+/// dropped half-way, the connection stays `Busy` and is never pooled.
 pub(crate) async fn run(
     conn: &mut PgConn,
     queries: &[(&str, Vec<Option<String>>)],
@@ -75,9 +76,6 @@ pub(crate) async fn run(
         })
 }
 
-/// What one field costs in memory besides its text.
-const FIELD_BYTES: usize = std::mem::size_of::<Option<String>>();
-
 async fn read(
     conn: &mut PgConn,
     count: usize,
@@ -85,12 +83,11 @@ async fn read(
 ) -> Result<Result<Vec<Vec<TextRow>>, DbErrorFields>, WireError> {
     let mut results: Vec<Vec<TextRow>> = vec![Vec::new()];
     let mut failure = None;
-    let (mut rows, mut bytes) = (0usize, 0usize);
+    let mut tally = Tally::new(cap);
     loop {
         match conn.recv().await? {
             Message::DataRow(body) => {
-                rows += 1;
-                bytes = bytes.saturating_add(FIELD_BYTES);
+                tally_row(&mut tally, 1, FIELD_BYTES, cap)?;
                 let buffer = body.buffer();
                 let mut ranges = body.ranges();
                 let mut fields = Vec::new();
@@ -99,10 +96,8 @@ async fn read(
                         None => None,
                         Some(range) => Some(buffer.get(range).ok_or(WireError::Field)?),
                     };
-                    bytes = bytes.saturating_add(FIELD_BYTES + text.map_or(0, <[u8]>::len));
-                    if rows > cap.rows || bytes > cap.bytes {
-                        return Err(WireError::CatalogTooLarge { limit: cap.bytes });
-                    }
+                    let bytes = FIELD_BYTES + text.map_or(0, <[u8]>::len);
+                    tally_row(&mut tally, 0, bytes, cap)?;
                     fields.push(text.map(|b| String::from_utf8_lossy(b).into_owned()));
                 }
                 if let Some(rows) = results.last_mut() {
@@ -127,4 +122,16 @@ async fn read(
             other => return Err(unexpected(conn, &other, "a catalogue query")),
         }
     }
+}
+
+/// Counts a row (or a field of one) before it is kept.
+fn tally_row(
+    tally: &mut Tally,
+    rows: usize,
+    bytes: usize,
+    cap: CatalogCap,
+) -> Result<(), WireError> {
+    tally
+        .add(rows, bytes)
+        .map_err(|_| WireError::CatalogTooLarge { limit: cap.bytes })
 }

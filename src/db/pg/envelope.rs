@@ -95,6 +95,10 @@ fn encode_error(_: std::io::Error) -> SqlError {
 }
 
 /// Runs `request` on `conn`, streaming rows into `sink`; `Ok(truncated)`.
+///
+/// Not to be dropped half-way on a pooled connection: a flight cut short leaves
+/// the connection `Busy` (never pooled again, so nothing leaks to the next user,
+/// but the session is lost). `execute` spawns the work that holds it instead.
 pub(crate) async fn run(
     conn: &mut PgConn,
     request: &ExecRequest,

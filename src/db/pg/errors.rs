@@ -64,13 +64,7 @@ pub(crate) fn wire_error(error: &WireError) -> SqlError {
             SqlError::Connection(DbError::ConnectionRefused)
         }
         WireError::Frame(FrameError::RowTooLarge { limit, .. }) => SqlError::row_too_large(*limit),
-        WireError::CatalogTooLarge { limit } => SqlError::refused(
-            ErrorCode::SqlError,
-            format!(
-                "the database's catalogue answer is larger than querygate reads ({limit} bytes); \
-                 read one schema at a time with ?schema="
-            ),
-        ),
+        WireError::CatalogTooLarge { limit } => SqlError::catalog_too_large(*limit),
         WireError::Frame(_)
         | WireError::Unexpected { .. }
         | WireError::Columns { .. }

@@ -41,7 +41,8 @@ pub(crate) struct Target {
 
 /// Connects to the first checked address that accepts. Only a refused connection
 /// moves on to the next (a name may resolve to an IPv6 address the server does
-/// not listen on); any other failure is the answer.
+/// not listen on); any other failure is the answer. Safe to drop: the half-open
+/// connection is dropped with it.
 pub(crate) async fn connect(target: &Target) -> Result<PgConn, DbError> {
     let mut last = DbError::HostNotFound;
     for address in target.addresses.iter().take(4) {
@@ -224,7 +225,7 @@ async fn authenticate(conn: &mut PgConn, target: &Target) -> Result<(), Failure>
 }
 
 /// Asks the server to cancel what the connection at `address` with `key` runs,
-/// over a connection of its own (best effort, bounded in time).
+/// over a connection of its own (best effort, bounded in time). Safe to drop.
 pub(crate) async fn cancel(address: SocketAddr, key: (i32, i32)) {
     let attempt = async {
         let mut tcp = TcpStream::connect(address).await?;
