@@ -22,14 +22,14 @@ const STATEMENT_STARTS: [&str; 30] = [
 /// text from the first statement keyword on; trailing prose and a trailing `;`
 /// removed. A second statement is kept, so that the check refuses it.
 pub(crate) fn extract_sql(answer: &str, engine: Engine) -> String {
-    let body = fenced(answer).unwrap_or_else(|| from_first_statement(answer));
     let dialect = Dialect::of(engine);
+    let body = fenced(answer).unwrap_or_else(|| from_first_statement(answer, dialect));
     let statements = sql_text::split(&body, dialect);
     let Some(first) = statements.first() else {
         return String::new();
     };
     if statements.len() > 1 {
-        let second = sql_text::first_word(statements[1]);
+        let second = sql_text::first_word(statements[1], dialect);
         if STATEMENT_STARTS.contains(&second.as_str()) {
             return body.trim().trim_end_matches(';').trim().to_owned();
         }
@@ -45,8 +45,10 @@ pub(crate) fn extract_sql(answer: &str, engine: Engine) -> String {
 
 /// Whether `sql` is one statement of a read kind.
 pub(crate) fn looks_read_only(sql: &str, engine: Engine) -> bool {
-    let statements = sql_text::split(sql, Dialect::of(engine));
-    statements.len() == 1 && READ_STARTS.contains(&sql_text::first_word(statements[0]).as_str())
+    let dialect = Dialect::of(engine);
+    let statements = sql_text::split(sql, dialect);
+    statements.len() == 1
+        && READ_STARTS.contains(&sql_text::first_word(statements[0], dialect).as_str())
 }
 
 fn fenced(answer: &str) -> Option<String> {
@@ -61,11 +63,11 @@ fn fenced(answer: &str) -> Option<String> {
 
 /// From the first line that starts with a statement keyword; failing that, from
 /// the first statement keyword anywhere ("Sure! SELECT …").
-fn from_first_statement(answer: &str) -> String {
+fn from_first_statement(answer: &str, dialect: Dialect) -> String {
     let is_start = |word: &str| STATEMENT_STARTS.contains(&word);
     let mut offset = 0;
     for line in answer.split_inclusive('\n') {
-        if is_start(&sql_text::first_word(line)) {
+        if is_start(&sql_text::first_word(line, dialect)) {
             return answer[offset..].to_owned();
         }
         offset += line.len();

@@ -191,7 +191,7 @@ pub(crate) async fn execute(
     request: ExecRequest,
     limits: &ExecLimits,
 ) -> Result<Execution, SqlError> {
-    policy::check(pool.engine(), &request.sql)?;
+    policy::check(pool.dialect(), &request.sql)?;
     let (mut sink, mut header_rx) = rows::channel(limits.decode());
     let (pool, limits) = (pool.clone(), *limits);
     let mut work = Unfinished(Some(Box::pin(async move {
@@ -275,10 +275,10 @@ impl Drop for Unfinished {
 /// MySQL: a writing `select_type`; SQLite: an `OpenWrite` instruction). Used to
 /// check generated SQL that is not executed.
 pub(crate) async fn validate(pool: &DbPool, request: &ExecRequest) -> Result<(), SqlError> {
-    policy::check(pool.engine(), &request.sql)?;
+    policy::check(pool.dialect(), &request.sql)?;
     // Only queries can be explained. SHOW, DESCRIBE and EXPLAIN itself write
     // nothing; any other kind of statement is not a query at all.
-    match sql_text::first_word(&request.sql).as_str() {
+    match sql_text::first_word(&request.sql, pool.dialect()).as_str() {
         "SELECT" | "WITH" | "VALUES" | "TABLE" => {}
         "SHOW" | "DESCRIBE" | "DESC" | "EXPLAIN" => return Ok(()),
         other => {

@@ -7,28 +7,34 @@
 //! PROGRAM`, `lo_export`, `pg_read_file`, `INTO OUTFILE`, `LOAD_FILE`), its
 //! configuration (`pg_reload_conf`, `SET GLOBAL`), code loading (`LOAD`, `DO`,
 //! `INSTALL PLUGIN`), replication and statistics, two-phase transactions that
-//! outlive the session, and functions that run SQL given as text (`query_to_xml`,
-//! `dblink`, `crosstab`), through which any of these could be reached. Most need
-//! privileges a least-privileged role lacks (docs/security.md); the list holds
+//! outlive the session, writes that ignore the transaction (`heap_force_kill`,
+//! `brin_summarize_range`, `ANALYZE`), session state that survives the cleanup
+//! (`dblink_connect`, `pg_replication_origin_session_setup`, MariaDB's `SET
+//! ROLE`), and functions that run SQL given as text (`query_to_xml`,
+//! `ts_rewrite`, `dblink`, `crosstab`, `xpath_table`), through which any of these
+//! could be reached. Most need privileges a least-privileged role lacks
+//! (docs/security.md, which says how the lists were derived); the list holds
 //! whatever role the client brings.
 //!
-//! Names are matched as words outside strings and comments, quoted identifiers
-//! included (`"pg_terminate_backend"(1)`); forms that would hide a word from that
-//! match are refused outright: PostgreSQL's Unicode-escaped identifiers
-//! (`U&"…"`) and MySQL's executable comments (`/*! … */`, `/*M! … */`).
+//! Names are matched as words outside strings and comments, as each engine reads
+//! them ([`crate::db::sql_text`]), quoted identifiers included
+//! (`"pg_terminate_backend"(1)`); forms that would hide a word from that match
+//! are refused outright: PostgreSQL's Unicode-escaped identifiers (`U&"…"`) and
+//! MySQL's executable comments (`/*! … */`, `/*M! … */`).
 
-use crate::db::params::Engine;
 use crate::db::sql_error::SqlError;
 use crate::db::sql_text::{self, Dialect};
 use crate::error::ErrorCode;
 
 /// PostgreSQL functions with effects beyond the transaction, or that run text.
 const PG_FUNCTIONS: &[&str] = &[
+    // Other sessions and the server process.
     "PG_TERMINATE_BACKEND",
     "PG_CANCEL_BACKEND",
     "PG_SIGNAL_BACKEND",
     "PG_RELOAD_CONF",
     "PG_ROTATE_LOGFILE",
+    "PG_ROTATE_LOGFILE_OLD",
     "PG_PROMOTE",
     "PG_SWITCH_WAL",
     "PG_CREATE_RESTORE_POINT",
@@ -39,31 +45,23 @@ const PG_FUNCTIONS: &[&str] = &[
     "PG_WAL_REPLAY_PAUSE",
     "PG_WAL_REPLAY_RESUME",
     "PG_LOG_BACKEND_MEMORY_CONTEXTS",
+    // Replication: slots and origins (origin session state survives DISCARD ALL).
     "PG_CREATE_PHYSICAL_REPLICATION_SLOT",
     "PG_CREATE_LOGICAL_REPLICATION_SLOT",
     "PG_DROP_REPLICATION_SLOT",
     "PG_COPY_PHYSICAL_REPLICATION_SLOT",
     "PG_COPY_LOGICAL_REPLICATION_SLOT",
     "PG_REPLICATION_SLOT_ADVANCE",
+    "PG_LOGICAL_SLOT_GET_CHANGES",
+    "PG_LOGICAL_SLOT_GET_BINARY_CHANGES",
     "PG_LOGICAL_EMIT_MESSAGE",
-    "PG_REPLICATION_ORIGIN_CREATE",
-    "PG_REPLICATION_ORIGIN_DROP",
-    "PG_STAT_RESET",
-    "PG_STAT_RESET_SHARED",
-    "PG_STAT_RESET_SINGLE_TABLE_COUNTERS",
-    "PG_STAT_RESET_SINGLE_FUNCTION_COUNTERS",
-    "PG_STAT_RESET_SLRU",
-    "PG_STAT_RESET_REPLICATION_SLOT",
-    "PG_STAT_RESET_SUBSCRIPTION_STATS",
+    // Statistics.
     "PG_STAT_STATEMENTS_RESET",
+    // Server files.
     "PG_READ_FILE",
+    "PG_READ_FILE_OLD",
     "PG_READ_BINARY_FILE",
-    "PG_LS_DIR",
     "PG_STAT_FILE",
-    "PG_LS_LOGDIR",
-    "PG_LS_WALDIR",
-    "PG_LS_TMPDIR",
-    "PG_LS_ARCHIVE_STATUSDIR",
     "PG_FILE_WRITE",
     "PG_FILE_RENAME",
     "PG_FILE_UNLINK",
@@ -77,31 +75,99 @@ const PG_FUNCTIONS: &[&str] = &[
     "LO_FROM_BYTEA",
     "LO_PUT",
     "LOWRITE",
-    "DBLINK",
-    "DBLINK_EXEC",
-    "DBLINK_CONNECT",
-    "DBLINK_CONNECT_U",
-    "DBLINK_SEND_QUERY",
-    "DBLINK_OPEN",
-    "DBLINK_FETCH",
+    "AUTOPREWARM_DUMP_NOW",
+    "AUTOPREWARM_START_WORKER",
+    // Writes that ignore the read-only transaction and survive its rollback.
+    "HEAP_FORCE_KILL",
+    "HEAP_FORCE_FREEZE",
+    "PG_TRUNCATE_VISIBILITY_MAP",
+    "BRIN_SUMMARIZE_NEW_VALUES",
+    "BRIN_SUMMARIZE_RANGE",
+    "BRIN_DESUMMARIZE_RANGE",
+    "GIN_CLEAN_PENDING_LIST",
+    // SQL given as text, run by the function.
     "QUERY_TO_XML",
     "QUERY_TO_XMLSCHEMA",
     "QUERY_TO_XML_AND_XMLSCHEMA",
     "CURSOR_TO_XML",
     "CURSOR_TO_XMLSCHEMA",
     "TS_STAT",
-    "CROSSTAB",
+    "TS_REWRITE",
     "CONNECTBY",
+    "XPATH_TABLE",
     "PG_BACKGROUND_LAUNCH",
 ];
 
-/// PostgreSQL statements with effects beyond the transaction.
-const PG_STATEMENTS: &[&str] = &["COPY", "DO", "LOAD", "CHECKPOINT"];
+/// Prefixes of PostgreSQL function families refused whole: every `dblink*`
+/// (another session, not read-only, that survives the cleanup), `crosstab*`
+/// (runs text), `pg_ls_*` (server directories), `pg_stat_reset*`, and
+/// `pg_replication_origin_*`.
+const PG_FUNCTION_PREFIXES: &[&str] = &[
+    "DBLINK",
+    "CROSSTAB",
+    "PG_LS_",
+    "PG_STAT_RESET",
+    "PG_REPLICATION_ORIGIN_",
+];
 
-/// MySQL/MariaDB functions that reach files or run programs.
-const MYSQL_FUNCTIONS: &[&str] = &["LOAD_FILE", "SYS_EXEC", "SYS_EVAL", "SYS_GET", "SYS_SET"];
+/// PostgreSQL statements with effects beyond the transaction, or that a read
+/// API never needs and that hold exclusive locks while they run.
+const PG_STATEMENTS: &[&str] = &[
+    "COPY",
+    "DO",
+    "LOAD",
+    "CHECKPOINT",
+    "ANALYZE",
+    "ANALYSE",
+    "REINDEX",
+    "CLUSTER",
+    "LOCK",
+];
 
-/// MySQL/MariaDB statements with effects beyond the session.
+/// The words of `EXPLAIN`'s options, which come before the statement it plans.
+const EXPLAIN_OPTIONS: &[&str] = &[
+    "EXPLAIN",
+    "ANALYZE",
+    "ANALYSE",
+    "VERBOSE",
+    "COSTS",
+    "SETTINGS",
+    "BUFFERS",
+    "WAL",
+    "TIMING",
+    "SUMMARY",
+    "FORMAT",
+    "TEXT",
+    "XML",
+    "JSON",
+    "YAML",
+    "TRUE",
+    "FALSE",
+    "ON",
+    "OFF",
+    "0",
+    "1",
+    "QUERY",
+    "PLAN",
+    "GENERIC_PLAN",
+    "EXTENDED",
+    "PARTITIONS",
+];
+
+/// MySQL/MariaDB functions that reach files, run programs or wait on replication.
+const MYSQL_FUNCTIONS: &[&str] = &[
+    "LOAD_FILE",
+    "SYS_EXEC",
+    "SYS_EVAL",
+    "SYS_GET",
+    "SYS_SET",
+    "MASTER_POS_WAIT",
+    "MASTER_GTID_WAIT",
+    "SOURCE_POS_WAIT",
+];
+
+/// MySQL/MariaDB statements with effects beyond the session, or that run SQL
+/// given as text (`EXECUTE IMMEDIATE`, `PREPARE … FROM`).
 const MYSQL_STATEMENTS: &[&str] = &[
     "LOAD",
     "KILL",
@@ -119,10 +185,13 @@ const MYSQL_STATEMENTS: &[&str] = &[
     "REVOKE",
     "RESTART",
     "CLONE",
+    "BACKUP",
+    "EXECUTE",
+    "PREPARE",
 ];
 
-/// Checks `sql` for `engine`.
-pub(crate) fn check(engine: Engine, sql: &str) -> Result<(), SqlError> {
+/// Checks `sql` for an engine read as `dialect`.
+pub(crate) fn check(dialect: Dialect, sql: &str) -> Result<(), SqlError> {
     if sql.contains('\0') {
         // A NUL ends the text for SQLite's parser while the rest is still there,
         // and is never valid SQL elsewhere.
@@ -131,10 +200,10 @@ pub(crate) fn check(engine: Engine, sql: &str) -> Result<(), SqlError> {
             "the statement contains a NUL character",
         ));
     }
-    match engine {
-        Engine::Postgresql => postgres(sql),
-        Engine::Mysql => mysql(sql),
-        Engine::Sqlite => sqlite(sql),
+    match dialect {
+        Dialect::Postgres => postgres(sql),
+        Dialect::Mysql(_) => mysql(sql, dialect),
+        Dialect::Sqlite => sqlite(sql),
     }
 }
 
@@ -145,18 +214,15 @@ fn refused(what: impl std::fmt::Display) -> SqlError {
     )
 }
 
-/// The statement's kind behind any `EXPLAIN [ANALYZE] [VERBOSE]` or `(…)`.
+/// The statement's kind: its first word, or behind `EXPLAIN` and its options,
+/// the first word of the statement it plans.
 fn kind(words: &[String]) -> &str {
-    words
-        .iter()
-        .map(String::as_str)
-        .find(|w| {
-            !matches!(
-                *w,
-                "EXPLAIN" | "ANALYZE" | "ANALYSE" | "VERBOSE" | "QUERY" | "PLAN"
-            )
-        })
-        .unwrap_or("")
+    let mut words = words.iter().map(String::as_str);
+    match words.next() {
+        Some("EXPLAIN") => words.find(|w| !EXPLAIN_OPTIONS.contains(w)).unwrap_or(""),
+        Some(first) => first,
+        None => "",
+    }
 }
 
 fn postgres(sql: &str) -> Result<(), SqlError> {
@@ -178,7 +244,16 @@ fn postgres(sql: &str) -> Result<(), SqlError> {
     if two_phase {
         return Err(refused("a two-phase transaction"));
     }
-    if let Some(function) = words.iter().find(|w| PG_FUNCTIONS.contains(&w.as_str())) {
+    // A family is matched by prefix only in a name a function could have: a
+    // quoted alias may hold any text after the prefix.
+    let denied = |word: &&String| {
+        PG_FUNCTIONS.contains(&word.as_str())
+            || (PG_FUNCTION_PREFIXES.iter().any(|p| word.starts_with(p))
+                && word
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'$'))
+    };
+    if let Some(function) = words.iter().find(denied) {
         return Err(refused(format_args!(
             "the function {}",
             function.to_ascii_lowercase()
@@ -187,22 +262,32 @@ fn postgres(sql: &str) -> Result<(), SqlError> {
     Ok(())
 }
 
-fn mysql(sql: &str) -> Result<(), SqlError> {
+fn mysql(sql: &str, dialect: Dialect) -> Result<(), SqlError> {
     if sql.contains("/*!") || sql.to_ascii_uppercase().contains("/*M!") {
         return Err(refused("an executable comment (/*! … */)"));
     }
-    let words = sql_text::words(sql, Dialect::Mysql);
+    let words = sql_text::words(sql, dialect);
     let kind = kind(&words);
     let second = words.get(1).map_or("", String::as_str);
     if MYSQL_STATEMENTS.contains(&kind) || (kind == "START" && second != "TRANSACTION") {
         return Err(refused(kind));
     }
-    if kind == "SET"
-        && let Some(scope) = words
+    if kind == "SET" {
+        if let Some(scope) = words
             .iter()
             .find(|w| matches!(w.as_str(), "GLOBAL" | "PERSIST" | "PERSIST_ONLY"))
-    {
-        return Err(refused(format_args!("SET {scope}")));
+        {
+            return Err(refused(format_args!("SET {scope}")));
+        }
+        // MariaDB keeps a role across the connection reset. (`SET @role = 1`
+        // names a variable: the second token is not a word.)
+        let leading = sql_text::leading_words(sql, dialect, 2);
+        if let Some(scope) = leading
+            .get(1)
+            .filter(|w| matches!(w.as_str(), "ROLE" | "DEFAULT"))
+        {
+            return Err(refused(format_args!("SET {scope}")));
+        }
     }
     if words
         .windows(2)
@@ -232,7 +317,7 @@ fn sqlite(sql: &str) -> Result<(), SqlError> {
     }
     let words = statements
         .first()
-        .map(|s| sql_text::leading_words(s, 4))
+        .map(|s| sql_text::leading_words(s, Dialect::Sqlite, 4))
         .unwrap_or_default();
     match kind(&words) {
         kind @ ("ATTACH" | "DETACH" | "VACUUM") => Err(SqlError::refused(
@@ -252,8 +337,10 @@ fn sqlite(sql: &str) -> Result<(), SqlError> {
 mod tests {
     use super::*;
 
+    use crate::db::params::Engine;
+
     fn code(engine: Engine, sql: &str) -> Option<ErrorCode> {
-        check(engine, sql).err().map(|e| e.code())
+        check(Dialect::of(engine), sql).err().map(|e| e.code())
     }
 
     #[test]
@@ -277,6 +364,69 @@ mod tests {
                 "{sql}"
             );
         }
+    }
+
+    #[test]
+    fn functions_that_run_text_or_write_past_the_transaction_are_refused() {
+        for sql in [
+            "SELECT ts_rewrite('a'::tsquery, 'SELECT 1')",
+            "SELECT * FROM crosstab2('select 1')",
+            "SELECT dblink_get_result('c')",
+            "SELECT xpath_table('id', 'x', 't', '/a', 'true')",
+            "SELECT heap_force_kill('t'::regclass, ARRAY['(0,1)'::tid])",
+            "SELECT brin_summarize_range('i', 0)",
+            "SELECT pg_ls_logicalsnapdir()",
+            "SELECT pg_replication_origin_session_setup('o')",
+            "SELECT pg_read_file_old('/etc/passwd', 0, 1)",
+            "SELECT autoprewarm_dump_now()",
+            "ANALYZE t",
+            "analyse t",
+            "REINDEX TABLE t",
+            "LOCK TABLE t",
+        ] {
+            assert_eq!(
+                code(Engine::Postgresql, sql),
+                Some(ErrorCode::SqlReadOnlyViolation),
+                "{sql}"
+            );
+        }
+        // EXPLAIN ANALYZE of a query is a query; a family name inside a quoted
+        // alias is not a call.
+        assert_eq!(
+            code(
+                Engine::Postgresql,
+                "EXPLAIN (ANALYZE, FORMAT JSON) SELECT 1"
+            ),
+            None
+        );
+        assert_eq!(
+            code(
+                Engine::Postgresql,
+                r#"SELECT 1 AS "pg_ls_dir() is refused""#
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn mysql_statements_that_outlive_the_reset_or_run_text_are_refused() {
+        for sql in [
+            "SET ROLE r",
+            "SET DEFAULT ROLE r FOR u",
+            "BACKUP STAGE START",
+            "BACKUP LOCK t",
+            "EXECUTE IMMEDIATE 'SELECT 1'",
+            "PREPARE s FROM 'SELECT 1'",
+            "SELECT MASTER_POS_WAIT('f', 4)",
+            "SELECT 1--1, LOAD_FILE('/etc/hostname')",
+        ] {
+            assert_eq!(
+                code(Engine::Mysql, sql),
+                Some(ErrorCode::SqlReadOnlyViolation),
+                "{sql}"
+            );
+        }
+        assert_eq!(code(Engine::Mysql, "SET @role = 1"), None);
     }
 
     #[test]
@@ -321,7 +471,7 @@ mod tests {
             ("SET PERSIST max_connections = 1", "SET PERSIST"),
             ("SET PERSIST_ONLY max_connections = 1", "SET PERSIST_ONLY"),
         ] {
-            let error = check(Engine::Mysql, sql).expect_err(sql);
+            let error = check(Dialect::of(Engine::Mysql), sql).expect_err(sql);
             assert!(error.to_string().contains(scope), "{sql}: {error}");
         }
     }

@@ -12,6 +12,7 @@ use crate::db::params::{ConnParams, Engine};
 use crate::db::pg::PgPool;
 use crate::db::rows::RowSink;
 use crate::db::sql_error::SqlError;
+use crate::db::sql_text::Dialect;
 use crate::db::sqlite::LitePool;
 use crate::db::sqlite_dir::SqliteDir;
 use crate::net_guard::NetGuard;
@@ -96,6 +97,16 @@ impl DbPool {
             Self::Postgres(_) => Engine::Postgresql,
             Self::Mysql(_) => Engine::Mysql,
             Self::Sqlite(_) => Engine::Sqlite,
+        }
+    }
+
+    /// How the engine reads the text of a statement (MySQL's quoting follows the
+    /// server's `sql_mode`, read when the pool opened).
+    pub(crate) fn dialect(&self) -> Dialect {
+        match self {
+            Self::Postgres(_) => Dialect::Postgres,
+            Self::Mysql(pool) => Dialect::Mysql(pool.modes()),
+            Self::Sqlite(_) => Dialect::Sqlite,
         }
     }
 

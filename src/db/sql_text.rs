@@ -1,51 +1,326 @@
-//! Statement boundaries and words, by each dialect's lexical rules (quotes,
-//! comments, dollar quoting), not by keywords.
+//! Statement boundaries and words, read the way each engine's own lexer reads
+//! them: where strings, quoted identifiers and comments begin and end.
 //!
 //! Used where the engine itself cannot be asked first: counting statements before
 //! SQLite prepares any of them, naming a second statement in an error, finding the
-//! kind of a statement for the policy checks in [`crate::db::execute`]. It decides
-//! nothing about read-only: the engines do that.
+//! words of a statement for the policy checks in [`crate::db::policy`]. It decides
+//! nothing about read-only: the engines do that. A word this reader misses would be
+//! a word the policy misses, so every rule below is the engine's, checked against
+//! the servers themselves (`tests/api/lexing.rs` asks PostgreSQL and MariaDB how
+//! they read generated statements):
+//!
+//! - **PostgreSQL** (with `standard_conforming_strings` pinned on at start-up):
+//!   `--` comments end at a line feed *or* a carriage return; block comments
+//!   nest; `'…'` doubles its quote and knows no backslash, `E'…'` does; `$tag$ …
+//!   $tag$` quotes when the `$` does not continue an identifier, a tag being any
+//!   letters, digits (not first), `_` and bytes of non-ASCII characters; `$` is an
+//!   identifier character; `"…"` is an identifier.
+//! - **MySQL/MariaDB**: `--` starts a comment only before white space, a control
+//!   character or the end (`1--1` is one minus minus one); `#` comments; block
+//!   comments do not nest; `'…'` and `"…"` are strings with backslash escapes,
+//!   unless the server's `sql_mode` has `NO_BACKSLASH_ESCAPES` (no escapes) or
+//!   `ANSI_QUOTES` (`"…"` is an identifier) — the pool reads both when it opens;
+//!   `` `…` `` is an identifier.
+//! - **SQLite**: `--` to a line feed, block comments that do not nest (an open one
+//!   runs to the end), `'…'` strings, `"…"`, `` `…` `` and `[…]` identifiers, no
+//!   backslash escapes.
+//!
+//! The reader walks bytes but only ever cuts the text at ASCII bytes, so no text
+//! can make it slice inside a character.
+
+/// What changes how MySQL/MariaDB reads quotes: the server's `sql_mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct MysqlModes {
+    /// `ANSI_QUOTES`: `"…"` is an identifier, not a string.
+    pub ansi_quotes: bool,
+    /// `NO_BACKSLASH_ESCAPES`: a backslash in a string is an ordinary character.
+    pub no_backslash_escapes: bool,
+}
+
+impl MysqlModes {
+    /// The modes named in a `sql_mode` value (`@@sql_mode` lists every flag).
+    pub(crate) fn from_sql_mode(sql_mode: &str) -> Self {
+        let has = |flag: &str| {
+            sql_mode
+                .split(',')
+                .any(|m| m.trim().eq_ignore_ascii_case(flag))
+        };
+        Self {
+            ansi_quotes: has("ANSI_QUOTES"),
+            no_backslash_escapes: has("NO_BACKSLASH_ESCAPES"),
+        }
+    }
+}
 
 /// Lexical rules that differ between the engines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Dialect {
-    /// `$tag$ … $tag$` dollar quoting and `E'…'` escape strings.
+    /// PostgreSQL, with `standard_conforming_strings` on.
     Postgres,
-    /// Backslash escapes in strings; `#` starts a comment.
-    Mysql,
-    /// `[ident]` quoting; backslash is an ordinary character.
+    /// MySQL or MariaDB, with the server's quoting modes.
+    Mysql(MysqlModes),
+    /// SQLite.
     Sqlite,
 }
 
 impl Dialect {
-    /// The dialect of an engine.
+    /// The dialect of an engine, with MySQL's default modes.
     pub(crate) fn of(engine: crate::db::params::Engine) -> Self {
         match engine {
             crate::db::params::Engine::Postgresql => Self::Postgres,
-            crate::db::params::Engine::Mysql => Self::Mysql,
+            crate::db::params::Engine::Mysql => Self::Mysql(MysqlModes::default()),
             crate::db::params::Engine::Sqlite => Self::Sqlite,
         }
     }
 }
 
+/// What a stretch of text is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A keyword, name or number.
+    Word,
+    /// A quoted identifier: its content is a name.
+    Quoted,
+    /// A string literal.
+    Text,
+    /// A comment.
+    Comment,
+    /// `;`.
+    Semicolon,
+    /// Any other character (operators, punctuation).
+    Punct,
+}
+
+/// One token: what it is and where it stands (byte offsets at character
+/// boundaries).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Token {
+    pub kind: Kind,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// The tokens of a text, white space left out.
+pub(crate) struct Lexer<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    dialect: Dialect,
+}
+
+impl<'a> Lexer<'a> {
+    pub(crate) fn new(sql: &'a str, dialect: Dialect) -> Self {
+        Self {
+            bytes: sql.as_bytes(),
+            at: 0,
+            dialect,
+        }
+    }
+
+    fn byte(&self, i: usize) -> Option<u8> {
+        self.bytes.get(i).copied()
+    }
+
+    /// Whether `b` belongs to an identifier or a number.
+    fn is_word_byte(&self, b: u8) -> bool {
+        b.is_ascii_alphanumeric()
+            || b == b'_'
+            || b >= 0x80
+            || (b == b'$' && self.dialect != Dialect::Sqlite)
+    }
+
+    /// The index just past the first `stop` byte from `i`, or the end.
+    fn past(&self, i: usize, stop: impl Fn(u8) -> bool) -> usize {
+        self.bytes[i..]
+            .iter()
+            .position(|&b| stop(b))
+            .map_or(self.bytes.len(), |p| i + p + 1)
+    }
+
+    /// The end of a quoted run opened at `i`: the quote doubled stands for
+    /// itself; with `backslash`, a backslash escapes the next byte.
+    fn quoted(&self, i: usize, quote: u8, backslash: bool) -> usize {
+        let mut j = i + 1;
+        while let Some(b) = self.byte(j) {
+            if backslash && b == b'\\' {
+                j += 2;
+            } else if b == quote {
+                if self.byte(j + 1) == Some(quote) {
+                    j += 2;
+                } else {
+                    return j + 1;
+                }
+            } else {
+                j += 1;
+            }
+        }
+        self.bytes.len()
+    }
+
+    /// The end of a block comment opened at `i`; PostgreSQL's nest.
+    fn block_comment(&self, i: usize) -> usize {
+        let nests = self.dialect == Dialect::Postgres;
+        let (mut depth, mut j) = (1usize, i + 2);
+        while j < self.bytes.len() {
+            match (self.bytes[j], self.byte(j + 1)) {
+                (b'/', Some(b'*')) if nests => {
+                    depth += 1;
+                    j += 2;
+                }
+                (b'*', Some(b'/')) => {
+                    depth -= 1;
+                    j += 2;
+                    if depth == 0 {
+                        return j;
+                    }
+                }
+                _ => j += 1,
+            }
+        }
+        self.bytes.len()
+    }
+
+    /// Whether `--` at `i` starts a comment.
+    fn dash_comment(&self, i: usize) -> bool {
+        match self.dialect {
+            Dialect::Mysql(_) => self.byte(i + 2).is_none_or(|b| b <= 0x20 || b == 0x7f),
+            Dialect::Postgres | Dialect::Sqlite => true,
+        }
+    }
+
+    /// A PostgreSQL dollar quote opened at `i` (`$$`, `$tag$`): its end, or
+    /// `None` when the `$` opens none (a parameter `$1`, or part of a name).
+    fn dollar_quote(&self, i: usize) -> Option<usize> {
+        if i > 0 && self.is_word_byte(self.bytes[i - 1]) {
+            return None;
+        }
+        let mut j = i + 1;
+        if let Some(b) = self.byte(j)
+            && (b.is_ascii_alphabetic() || b == b'_' || b >= 0x80)
+        {
+            while self
+                .byte(j)
+                .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80)
+            {
+                j += 1;
+            }
+        }
+        if self.byte(j) != Some(b'$') {
+            return None;
+        }
+        let delimiter = &self.bytes[i..=j];
+        let body = j + 1;
+        Some(
+            self.bytes[body..]
+                .windows(delimiter.len())
+                .position(|w| w == delimiter)
+                .map_or(self.bytes.len(), |p| body + p + delimiter.len()),
+        )
+    }
+
+    /// PostgreSQL's `E'…'`: the quote follows an `E` that is a word of its own.
+    fn escape_string(&self, quote: usize) -> bool {
+        quote >= 1
+            && matches!(self.bytes[quote - 1], b'e' | b'E')
+            && (quote == 1 || !self.is_word_byte(self.bytes[quote - 2]))
+    }
+
+    /// The token starting at `i`: its kind and end.
+    fn token_at(&self, i: usize) -> (Kind, usize) {
+        let b = self.bytes[i];
+        let next = self.byte(i + 1);
+        let mysql = match self.dialect {
+            Dialect::Mysql(modes) => Some(modes),
+            Dialect::Postgres | Dialect::Sqlite => None,
+        };
+        match (b, next) {
+            (b'-', Some(b'-')) if self.dash_comment(i) => {
+                let carriage_return = self.dialect == Dialect::Postgres;
+                let end = self.past(i, |b| b == b'\n' || (carriage_return && b == b'\r'));
+                (Kind::Comment, end)
+            }
+            (b'#', _) if mysql.is_some() => (Kind::Comment, self.past(i, |b| b == b'\n')),
+            (b'/', Some(b'*')) => (Kind::Comment, self.block_comment(i)),
+            (b'\'', _) => {
+                let backslash = match self.dialect {
+                    Dialect::Postgres => self.escape_string(i),
+                    Dialect::Mysql(modes) => !modes.no_backslash_escapes,
+                    Dialect::Sqlite => false,
+                };
+                (Kind::Text, self.quoted(i, b'\'', backslash))
+            }
+            (b'"', _) => match mysql {
+                Some(modes) if !modes.ansi_quotes => (
+                    Kind::Text,
+                    self.quoted(i, b'"', !modes.no_backslash_escapes),
+                ),
+                _ => (Kind::Quoted, self.quoted(i, b'"', false)),
+            },
+            (b'`', _) if self.dialect != Dialect::Postgres => {
+                (Kind::Quoted, self.quoted(i, b'`', false))
+            }
+            (b'[', _) if self.dialect == Dialect::Sqlite => {
+                (Kind::Quoted, self.past(i, |b| b == b']'))
+            }
+            (b'$', _) if self.dialect == Dialect::Postgres => match self.dollar_quote(i) {
+                Some(end) => (Kind::Text, end),
+                None => self.word_or_punct(i),
+            },
+            (b';', _) => (Kind::Semicolon, i + 1),
+            _ => self.word_or_punct(i),
+        }
+    }
+
+    fn word_or_punct(&self, i: usize) -> (Kind, usize) {
+        if !self.is_word_byte(self.bytes[i]) {
+            return (Kind::Punct, i + 1);
+        }
+        let mut j = i + 1;
+        while self.byte(j).is_some_and(|b| self.is_word_byte(b)) {
+            j += 1;
+        }
+        (Kind::Word, j)
+    }
+}
+
+impl Iterator for Lexer<'_> {
+    type Item = Token;
+
+    fn next(&mut self) -> Option<Token> {
+        while self.byte(self.at).is_some_and(|b| b.is_ascii_whitespace()) {
+            self.at += 1;
+        }
+        if self.at >= self.bytes.len() {
+            return None;
+        }
+        let start = self.at;
+        let (kind, end) = self.token_at(start);
+        // Every end stands after an ASCII byte or at the end of the text, so a
+        // token never cuts a character; `min` keeps a `\` escape at the very end
+        // within the text.
+        self.at = end.min(self.bytes.len()).max(start + 1);
+        Some(Token {
+            kind,
+            start,
+            end: self.at,
+        })
+    }
+}
+
 /// The statements in `sql`, without empty ones (a trailing `;` does not count).
 pub(crate) fn split(sql: &str, dialect: Dialect) -> Vec<&str> {
-    let bytes = sql.as_bytes();
     let mut statements = Vec::new();
-    let (mut start, mut i) = (0, 0);
-    while i < bytes.len() {
-        match skip_non_code(sql, i, dialect) {
-            Some(next) => i = next,
-            None if bytes[i] == b';' => {
-                statements.push(&sql[start..i]);
-                i += 1;
-                start = i;
-            }
-            None => i += 1,
+    let mut start = 0;
+    for token in Lexer::new(sql, dialect) {
+        if token.kind == Kind::Semicolon {
+            statements.push(&sql[start..token.start]);
+            start = token.end;
         }
     }
     statements.push(&sql[start..]);
-    statements.into_iter().filter(|s| !is_blank(s)).collect()
+    statements
+        .into_iter()
+        .filter(|s| !is_blank(s, dialect))
+        .collect()
 }
 
 /// Number of non-empty statements.
@@ -53,281 +328,64 @@ pub(crate) fn statement_count(sql: &str, dialect: Dialect) -> usize {
     split(sql, dialect).len()
 }
 
-/// If a string, quoted identifier or comment starts at byte `i`, the index just
-/// past it.
-fn skip_non_code(sql: &str, i: usize, dialect: Dialect) -> Option<usize> {
-    let bytes = sql.as_bytes();
-    let rest = &sql[i..];
-    let to_line_end = || rest.find('\n').map_or(sql.len(), |p| i + p + 1);
-    match bytes[i] {
-        b'\'' if dialect == Dialect::Postgres && is_escape_string_start(bytes, i) => {
-            Some(skip_quoted(bytes, i, b'\'', true))
-        }
-        quote @ (b'\'' | b'"' | b'`') => {
-            let backslash = dialect == Dialect::Mysql && quote != b'`';
-            Some(skip_quoted(bytes, i, quote, backslash))
-        }
-        b'[' if dialect == Dialect::Sqlite => Some(rest.find(']').map_or(sql.len(), |p| i + p + 1)),
-        b'$' if dialect == Dialect::Postgres => dollar_quote_end(sql, i),
-        b'-' if bytes.get(i + 1) == Some(&b'-') => Some(to_line_end()),
-        b'#' if dialect == Dialect::Mysql => Some(to_line_end()),
-        b'/' if bytes.get(i + 1) == Some(&b'*') => {
-            Some(rest[2..].find("*/").map_or(sql.len(), |p| i + 2 + p + 2))
-        }
-        _ => None,
-    }
+/// The text of a token, safely (a token's bounds are character boundaries).
+fn text(sql: &str, start: usize, end: usize) -> &str {
+    sql.get(start..end).unwrap_or_default()
 }
 
-/// `E'…'` (PostgreSQL's escape strings): the quote follows an `E` that starts a word.
-fn is_escape_string_start(bytes: &[u8], quote: usize) -> bool {
-    quote >= 1
-        && matches!(bytes[quote - 1], b'e' | b'E')
-        && (quote == 1 || !is_word_byte(bytes[quote - 2]))
-}
-
-/// The end of a dollar-quoted string starting at `i` (`$$…$$`, `$tag$…$tag$`), or
-/// `None` when the `$` starts no such string (a parameter such as `$1`).
-fn dollar_quote_end(sql: &str, i: usize) -> Option<usize> {
-    let rest = &sql[i + 1..];
-    let tag_len = rest.find('$')?;
-    let tag = &rest[..tag_len];
-    let valid_tag = tag.is_empty()
-        || (tag.starts_with(|c: char| c.is_alphabetic() || c == '_')
-            && tag.chars().all(|c| c.is_alphanumeric() || c == '_'));
-    if !valid_tag || (i > 0 && is_word_byte(sql.as_bytes()[i - 1])) {
-        return None;
-    }
-    let delimiter = &sql[i..i + tag_len + 2];
-    let body = i + delimiter.len();
-    Some(
-        sql[body..]
-            .find(delimiter)
-            .map_or(sql.len(), |p| body + p + delimiter.len()),
-    )
-}
-
-fn is_word_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
-}
-
-/// The words of `sql` outside strings, quoted identifiers and comments,
-/// upper-cased, in order. Quoted identifiers are words too (their content, without
-/// the quotes), so that `"pg_sleep"(1)` names `PG_SLEEP`.
+/// The words of `sql` outside strings and comments, upper-cased, in order.
+/// Quoted identifiers are words too (their content, without the quotes), so
+/// that `"pg_sleep"(1)` names `PG_SLEEP`.
 pub(crate) fn words(sql: &str, dialect: Dialect) -> Vec<String> {
-    let bytes = sql.as_bytes();
-    let mut words = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if let Some(next) = skip_non_code(sql, i, dialect) {
-            let quoted_identifier = match bytes[i] {
-                b'"' => dialect != Dialect::Mysql,
-                b'`' => dialect != Dialect::Postgres,
-                b'[' => true,
-                _ => false,
-            };
-            if quoted_identifier {
-                // An identifier left open runs to the end of the text: no closing
-                // quote to drop (and the last byte may be inside a character).
-                let close = if bytes[i] == b'[' { b']' } else { bytes[i] };
-                let end = if next >= i + 2 && bytes[next - 1] == close {
-                    next - 1
-                } else {
-                    next
+    Lexer::new(sql, dialect)
+        .filter_map(|token| match token.kind {
+            Kind::Word => Some(text(sql, token.start, token.end).to_uppercase()),
+            Kind::Quoted => {
+                let close = match sql.as_bytes()[token.start] {
+                    b'[' => b']',
+                    quote => quote,
                 };
-                if let Some(inner) = sql.get(i + 1..end) {
-                    words.push(inner.to_uppercase());
-                }
+                // An identifier left open runs to the end: no closing quote to drop.
+                let closed = token.end >= token.start + 2 && sql.as_bytes()[token.end - 1] == close;
+                let end = if closed { token.end - 1 } else { token.end };
+                Some(text(sql, token.start + 1, end).to_uppercase())
             }
-            i = next;
-        } else if is_word_byte(bytes[i]) {
-            let start = i;
-            while i < bytes.len() && is_word_byte(bytes[i]) {
-                i += 1;
-            }
-            words.push(sql[start..i].to_uppercase());
-        } else {
-            i += 1;
-        }
-    }
-    words
+            Kind::Text | Kind::Comment | Kind::Semicolon | Kind::Punct => None,
+        })
+        .collect()
 }
 
-/// Up to `n` leading words of a statement (comments skipped), upper-cased.
-pub(crate) fn leading_words(statement: &str, n: usize) -> Vec<String> {
+/// Up to `n` leading words of a statement (comments and opening parentheses
+/// skipped), upper-cased; anything else ends them.
+pub(crate) fn leading_words(statement: &str, dialect: Dialect, n: usize) -> Vec<String> {
     let mut words = Vec::with_capacity(n);
-    let mut rest = statement;
-    while words.len() < n {
-        let (word, after) = next_word(rest);
-        if word.is_empty() {
+    for token in Lexer::new(statement, dialect) {
+        if words.len() >= n {
             break;
         }
-        words.push(word);
-        rest = after;
+        match token.kind {
+            Kind::Word => words.push(text(statement, token.start, token.end).to_uppercase()),
+            Kind::Comment => {}
+            Kind::Punct if words.is_empty() && statement.as_bytes()[token.start] == b'(' => {}
+            Kind::Punct | Kind::Quoted | Kind::Text | Kind::Semicolon => break,
+        }
     }
     words
 }
 
-/// The first word of a statement, after comments, upper-cased.
-pub(crate) fn first_word(statement: &str) -> String {
-    next_word(statement).0
+/// The first word of a statement, after comments and opening parentheses,
+/// upper-cased (empty when it does not start with a word).
+pub(crate) fn first_word(statement: &str, dialect: Dialect) -> String {
+    leading_words(statement, dialect, 1)
+        .into_iter()
+        .next()
+        .unwrap_or_default()
 }
 
-/// The first word after comments and white space, upper-cased, and the text right
-/// after it.
-fn next_word(text: &str) -> (String, &str) {
-    let mut rest = text.trim_start();
-    loop {
-        if let Some(after) = rest.strip_prefix("--") {
-            rest = after.split_once('\n').map_or("", |(_, r)| r).trim_start();
-        } else if let Some(after) = rest.strip_prefix("/*") {
-            rest = after.split_once("*/").map_or("", |(_, r)| r).trim_start();
-        } else if let Some(after) = rest.strip_prefix('(') {
-            // `(SELECT …)` is a query too.
-            rest = after.trim_start();
-        } else {
-            break;
-        }
-    }
-    let end = rest
-        .find(|c: char| !c.is_ascii_alphabetic())
-        .unwrap_or(rest.len());
-    (rest[..end].to_ascii_uppercase(), &rest[end..])
-}
-
-fn skip_quoted(bytes: &[u8], open: usize, quote: u8, backslash_escapes: bool) -> usize {
-    let mut i = open + 1;
-    while i < bytes.len() {
-        if bytes[i] == b'\\' && backslash_escapes {
-            i += 2;
-        } else if bytes[i] == quote {
-            if bytes.get(i + 1) == Some(&quote) {
-                i += 2;
-            } else {
-                return i + 1;
-            }
-        } else {
-            i += 1;
-        }
-    }
-    bytes.len()
-}
-
-fn is_blank(statement: &str) -> bool {
-    first_word(statement).is_empty() && {
-        let mut rest = statement.trim();
-        while !rest.is_empty() {
-            if let Some(after) = rest.strip_prefix("--") {
-                rest = after.split_once('\n').map_or("", |(_, r)| r).trim_start();
-            } else if let Some(after) = rest.strip_prefix("/*") {
-                rest = after.split_once("*/").map_or("", |(_, r)| r).trim_start();
-            } else {
-                return false;
-            }
-        }
-        true
-    }
+/// Whether a statement is only white space and comments.
+fn is_blank(statement: &str, dialect: Dialect) -> bool {
+    Lexer::new(statement, dialect).all(|token| token.kind == Kind::Comment)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    use Dialect::{Mysql, Postgres, Sqlite};
-
-    #[test]
-    fn one_statement_with_a_trailing_semicolon_is_one() {
-        assert_eq!(statement_count("select 1;", Sqlite), 1);
-        assert_eq!(statement_count("  select 1 ;  -- done\n", Sqlite), 1);
-    }
-
-    #[test]
-    fn semicolons_in_strings_identifiers_and_comments_do_not_split() {
-        let sql = "select 'a;b', \"c;d\", `e;f`, [g;h] -- ;x\n /* ; */";
-        assert_eq!(statement_count(sql, Sqlite), 1);
-        assert_eq!(statement_count("select 'it''s; fine'", Sqlite), 1);
-        assert_eq!(statement_count(r"select 'a\';b'", Mysql), 1);
-        assert_eq!(statement_count("select 1 # ; comment", Mysql), 1);
-    }
-
-    #[test]
-    fn postgres_dollar_quotes_and_escape_strings_do_not_split() {
-        assert_eq!(statement_count("select $$a;b$$, $t$c;$$;d$t$", Postgres), 1);
-        assert_eq!(statement_count(r"select E'a\';b'", Postgres), 1);
-        assert_eq!(statement_count("select $1; select 2", Postgres), 2);
-        assert_eq!(statement_count(r"select 'a\'; select 2", Postgres), 2);
-    }
-
-    #[test]
-    fn backslash_is_no_escape_in_sqlite() {
-        assert_eq!(
-            statement_count(r"select 'a\'; attach database 'x' as y", Sqlite),
-            2
-        );
-    }
-
-    #[test]
-    fn a_second_statement_is_counted() {
-        assert_eq!(statement_count("select 1; select 2", Sqlite), 2);
-        assert_eq!(statement_count("select 1;delete from t;", Mysql), 2);
-        assert_eq!(statement_count("select ';'; drop table x", Sqlite), 2);
-    }
-
-    #[test]
-    fn first_word_skips_comments_and_parentheses() {
-        assert_eq!(
-            first_word("  /* hi */ -- x\n attach database 'x' as y"),
-            "ATTACH"
-        );
-        assert_eq!(first_word("select 1"), "SELECT");
-        assert_eq!(first_word("(select 1)"), "SELECT");
-        assert_eq!(first_word("-- only a comment"), "");
-    }
-
-    #[test]
-    fn words_hidden_in_comments_are_not_taken_for_the_next_word() {
-        assert_eq!(
-            leading_words("EXPLAIN /*QUERY*/ QUERY PLAN PRAGMA hard_heap_limit=1", 4),
-            ["EXPLAIN", "QUERY", "PLAN", "PRAGMA"]
-        );
-    }
-
-    #[test]
-    fn an_identifier_left_open_before_a_multibyte_character_is_still_a_word() {
-        assert_eq!(words("SELECT \"é", Postgres), ["SELECT", "É"]);
-        assert_eq!(words("SELECT `pg_é", Mysql), ["SELECT", "PG_É"]);
-        assert_eq!(words("SELECT [é", Sqlite), ["SELECT", "É"]);
-        assert_eq!(words("SELECT \"ab\"", Postgres), ["SELECT", "AB"]);
-    }
-
-    #[test]
-    fn words_include_quoted_identifiers_but_not_strings_or_comments() {
-        assert_eq!(
-            words(
-                r#"select "pg_sleep"(1), 'pg_cancel' /* lo_export */ from t"#,
-                Postgres
-            ),
-            ["SELECT", "PG_SLEEP", "1", "FROM", "T"]
-        );
-        assert_eq!(
-            words("select `load_file`('x') # x", Mysql),
-            ["SELECT", "LOAD_FILE"]
-        );
-    }
-
-    #[test]
-    fn words_inside_strings_and_comments_are_not_words() {
-        assert_eq!(
-            words(
-                "select query_to_xml('select 1', true) -- 'no' drop",
-                Postgres
-            ),
-            ["SELECT", "QUERY_TO_XML", "TRUE"]
-        );
-    }
-
-    #[test]
-    fn blank_text_has_no_statement() {
-        assert_eq!(statement_count("", Sqlite), 0);
-        assert_eq!(statement_count(" ; ; -- c", Mysql), 0);
-    }
-}
+mod tests;

@@ -9,7 +9,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::common::fake_mysql::{FakeMysql, MyScript, greeting, login_ok, one_column_head, packet};
+use crate::common::fake_mysql::{
+    FakeMysql, MyScript, columns_head, greeting, login_ok, one_column_head, packet,
+};
 use crate::common::fake_pg::{
     FakePg, Reply, after_connect, complete, data_row, envelope, error, good_startup, header,
     message, notice, parameter_status, ready, row_description, types_answer,
@@ -546,9 +548,10 @@ fn mysql_cases() -> Vec<MyCase> {
         MyCase {
             name: "a well-behaved server",
             script: || {
-                let row = packet(4, b"\x066.0.99");
-                let end = packet(5, &[0xfe, 0, 0, 2, 0]);
-                answer(Reply::Send([one_column_head(), row, end].concat()))
+                // SELECT VERSION(), @@SESSION.sql_mode
+                let row = packet(5, b"\x066.0.99\x00");
+                let end = packet(6, &[0xfe, 0, 0, 2, 0]);
+                answer(Reply::Send([columns_head(2), row, end].concat()))
             },
             status: 200,
             code: "",

@@ -20,6 +20,7 @@ mod console;
 mod deploy;
 mod execute;
 mod hostile;
+mod lexing;
 mod lifecycle;
 mod limits;
 mod malformed_input;

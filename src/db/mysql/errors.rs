@@ -100,7 +100,7 @@ fn server_error(server: &mysql_async::ServerError, sql: &str) -> SqlError {
         1792 | 1290 => ErrorCode::SqlReadOnlyViolation,
         // MariaDB ER_STATEMENT_TIMEOUT, MySQL ER_QUERY_TIMEOUT, ER_QUERY_INTERRUPTED
         1969 | 3024 | 1317 => ErrorCode::SqlTimeout,
-        1064 if sql_text::statement_count(sql, Dialect::Mysql) > 1 => {
+        1064 if sql_text::statement_count(sql, Dialect::Mysql(Default::default())) > 1 => {
             ErrorCode::SqlMultipleStatements
         }
         1064 => ErrorCode::SqlSyntaxError,

@@ -28,6 +28,7 @@ use mysql_async::{Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, SslOpts};
 use crate::db::DbSettings;
 use crate::db::error::DbError;
 use crate::db::params::{ConnParams, SslMode};
+use crate::db::sql_text::MysqlModes;
 
 pub(crate) use errors::{connect_error, is_connection_loss, statement_error};
 
@@ -38,6 +39,8 @@ pub struct MyPool {
     /// Options without the session setup, for `KILL QUERY` and checks.
     plain: Opts,
     mariadb: bool,
+    /// How the server reads quotes (its `sql_mode` when the pool opened).
+    modes: MysqlModes,
     /// The statement limit the pooled sessions are set up with.
     default_timeout: Duration,
     max_row_bytes: usize,
@@ -65,9 +68,14 @@ impl MyPool {
         let mut last = DbError::HostNotFound;
         for address in addresses.iter().take(4) {
             match probe(params, *address, settings).await {
-                Ok((plain, version)) => {
+                Ok(Probe {
+                    opts,
+                    version,
+                    modes,
+                }) => {
                     let mariadb = version.contains("MariaDB");
-                    let pool = Self::pool(&plain, params, settings, mariadb);
+                    let mut pool = Self::pool(&opts, params, settings, mariadb);
+                    pool.modes = modes;
                     return Ok((pool, version));
                 }
                 Err(DbError::ConnectionRefused) => last = DbError::ConnectionRefused,
@@ -97,11 +105,17 @@ impl MyPool {
             pool: Pool::new(pooled),
             plain: plain.clone(),
             mariadb,
+            modes: MysqlModes::default(),
             default_timeout: settings.statement_timeout,
             max_row_bytes: settings.max_row_bytes,
             identity: std::sync::Arc::new(()),
             wait: settings.connect_timeout,
         }
+    }
+
+    /// How the server reads quotes.
+    pub(crate) fn modes(&self) -> MysqlModes {
+        self.modes
     }
 
     /// Whether two handles share one pool.
@@ -157,19 +171,34 @@ fn statement_limit(mariadb: bool, ms: u64) -> String {
     }
 }
 
-/// Opens one connection to `address`, reads the version, closes it; returns the
-/// options that worked.
+/// What a first connection learnt.
+struct Probe {
+    /// The options that worked.
+    opts: Opts,
+    /// The server's version, for clients.
+    version: String,
+    /// How the server reads quotes in a new session: a client statement is
+    /// checked by the same rules ([`crate::db::policy`]). A later change of the
+    /// server's global `sql_mode` is read when the pool is next opened (pools
+    /// live at most 30 minutes).
+    modes: MysqlModes,
+}
+
+/// Opens one connection to `address`, reads the version and `sql_mode`, closes
+/// it.
 async fn probe(
     params: &ConnParams,
     address: IpAddr,
     settings: &DbSettings,
-) -> Result<(Opts, String), DbError> {
+) -> Result<Probe, DbError> {
     let mut opts = options(params, address, settings, params.ssl);
     let attempt = |opts: Opts| async move {
         let mut conn = mysql_async::Conn::new(opts).await?;
-        let version = conn.query_first::<String, _>("SELECT VERSION()").await?;
+        let row = conn
+            .query_first::<(String, Option<String>), _>("SELECT VERSION(), @@SESSION.sql_mode")
+            .await?;
         let _ = conn.disconnect().await;
-        Ok::<_, mysql_async::Error>(version.unwrap_or_default())
+        Ok::<_, mysql_async::Error>(row.unwrap_or_default())
     };
     let timeout = settings.connect_timeout;
     let mut result = tokio::time::timeout(timeout, attempt(opts.clone())).await;
@@ -184,10 +213,14 @@ async fn probe(
         opts = options(params, address, settings, SslMode::Disable);
         result = tokio::time::timeout(timeout, attempt(opts.clone())).await;
     }
-    let version = result
+    let (version, sql_mode) = result
         .map_err(|_| DbError::Timeout)?
         .map_err(|e| connect_error(&e))?;
-    Ok((opts, display_version(&version)))
+    Ok(Probe {
+        opts,
+        version: display_version(&version),
+        modes: MysqlModes::from_sql_mode(&sql_mode.unwrap_or_default()),
+    })
 }
 
 fn options(params: &ConnParams, address: IpAddr, settings: &DbSettings, ssl: SslMode) -> Opts {

@@ -141,6 +141,10 @@ async fn startup(conn: &mut PgConn, target: &Target) -> Result<(), Failure> {
             // The server's default statement limit, so that the envelope sets one
             // only for a request that asks for another; `DISCARD ALL` resets to it.
             ("statement_timeout", statement_timeout.as_str()),
+            // A backslash in '…' is an ordinary character, as the policy's reader
+            // assumes ([`crate::db::sql_text`]); a role or database default of
+            // `off` would otherwise let `'\''` hide a call from it.
+            ("standard_conforming_strings", "on"),
         ],
         &mut conn.out,
     )?;

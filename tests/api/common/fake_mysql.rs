@@ -122,6 +122,12 @@ pub fn login_ok() -> Vec<u8> {
 /// A result set's head for one text column: column count, its definition,
 /// and the EOF that ends the definitions (sequence numbers 1 to 3).
 pub fn one_column_head() -> Vec<u8> {
+    columns_head(1)
+}
+
+/// A result set's head for `count` text columns (sequence numbers 1 to
+/// `count + 2`).
+pub fn columns_head(count: u8) -> Vec<u8> {
     let lenenc = |text: &str| {
         let mut out = vec![u8::try_from(text.len()).unwrap_or(0)];
         out.extend_from_slice(text.as_bytes());
@@ -138,10 +144,10 @@ pub fn one_column_head() -> Vec<u8> {
     definition.extend_from_slice(&0_u16.to_le_bytes());
     definition.push(0);
     definition.extend_from_slice(&[0, 0]);
-    [
-        packet(1, &[1]),
-        packet(2, &definition),
-        packet(3, &[0xfe, 0, 0, 2, 0]),
-    ]
-    .concat()
+    let mut out = packet(1, &[count]);
+    for index in 0..count {
+        out.extend(packet(2 + index, &definition));
+    }
+    out.extend(packet(2 + count, &[0xfe, 0, 0, 2, 0]));
+    out
 }
