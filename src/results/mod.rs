@@ -24,8 +24,8 @@ use http_body::Frame;
 use serde::Serialize;
 use serde_json::Value;
 
+pub(crate) use writers::{Cells, Format, Layout};
 use writers::{Ending, RowObject, Writer};
-pub(crate) use writers::{Format, Layout};
 
 use crate::db::rows::{Collected, Column, Execution, RowEvent};
 use crate::error::AppError;
@@ -155,7 +155,7 @@ pub(crate) async fn respond(execution: Execution, format: Format, max_bytes: usi
 
 fn whole(format: Format, body: Vec<u8>, rows: usize, truncated: bool) -> Response {
     let mut response = ([(header::CONTENT_TYPE, format.content_type())], body).into_response();
-    if format == Format::Csv {
+    if matches!(format, Format::Csv(_)) {
         count_headers(response.headers_mut(), rows, truncated);
     }
     response
@@ -187,7 +187,7 @@ fn streamed(format: Format, first: Vec<u8>, progress: Progress) -> Response {
                     );
                 }
                 let mut frames = vec![data(bytes)];
-                if format == Format::Csv {
+                if matches!(format, Format::Csv(_)) {
                     // CSV's counts come last, as trailers.
                     let mut trailers = HeaderMap::new();
                     count_headers(&mut trailers, progress.rows, outcome.truncated);
@@ -204,7 +204,7 @@ fn streamed(format: Format, first: Vec<u8>, progress: Progress) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static(format.content_type()),
     );
-    if format == Format::Csv {
+    if matches!(format, Format::Csv(_)) {
         headers.insert(
             header::TRAILER,
             HeaderValue::from_static("x-row-count, x-truncated"),

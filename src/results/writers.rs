@@ -19,13 +19,26 @@ pub(crate) enum Layout {
     Arrays,
 }
 
+/// What a CSV cell that a spreadsheet would read as a formula becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cells {
+    /// Neutralised (the default, OWASP's rule for CSV injection): a text value or
+    /// column name that starts with `=`, `+`, `-`, `@`, a tab or a carriage
+    /// return gets a leading `'`, so that a value one user stored in a shared
+    /// database cannot run as a formula in another's spreadsheet. Numbers are
+    /// numbers and are left alone.
+    Safe,
+    /// As the database has it (`?csv=raw`), for programs rather than spreadsheets.
+    Raw,
+}
+
 /// The media type of an answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Format {
     /// `application/json`.
     Json(Layout),
     /// `text/csv`: a header line, then one line per row.
-    Csv,
+    Csv(Cells),
     /// `application/x-ndjson`: the columns, one array per row, then the end.
     Ndjson,
 }
@@ -33,12 +46,12 @@ pub(crate) enum Format {
 impl Format {
     /// The format an `Accept` header asks for (CSV and NDJSON by name; anything
     /// else is JSON).
-    pub(crate) fn from_accept(accept: Option<&str>, layout: Layout) -> Self {
+    pub(crate) fn from_accept(accept: Option<&str>, layout: Layout, cells: Cells) -> Self {
         let accept = accept.unwrap_or_default().to_ascii_lowercase();
         if accept.contains("application/x-ndjson") || accept.contains("application/ndjson") {
             Self::Ndjson
         } else if accept.contains("text/csv") {
-            Self::Csv
+            Self::Csv(cells)
         } else {
             Self::Json(layout)
         }
@@ -48,7 +61,7 @@ impl Format {
     pub(crate) fn content_type(self) -> &'static str {
         match self {
             Self::Json(_) => "application/json",
-            Self::Csv => "text/csv; charset=utf-8",
+            Self::Csv(_) => "text/csv; charset=utf-8",
             Self::Ndjson => "application/x-ndjson",
         }
     }
@@ -172,7 +185,13 @@ impl Writer {
                     Layout::Arrays => br#","rows":["#,
                 });
             }
-            Format::Csv => csv_record(out, self.columns.columns.iter().map(|c| c.name.as_str())),
+            Format::Csv(cells) => csv_record(
+                out,
+                self.columns
+                    .columns
+                    .iter()
+                    .map(|c| csv_text(c.name.clone(), cells)),
+            ),
             Format::Ndjson => {
                 out.extend_from_slice(br#"{"columns":"#);
                 json_into(out, &self.names());
@@ -201,7 +220,7 @@ impl Writer {
                     Layout::Arrays => json_into(out, &values),
                 }
             }
-            Format::Csv => csv_record(out, values.iter().map(csv_field)),
+            Format::Csv(cells) => csv_record(out, values.iter().map(|v| csv_field(v, cells))),
             Format::Ndjson => {
                 json_into(out, &values);
                 out.push(b'\n');
@@ -226,7 +245,7 @@ impl Writer {
                 Self::ending_fields(ending, out);
                 out.extend_from_slice(b"}\n");
             }
-            Format::Csv => {
+            Format::Csv(_) => {
                 if let Some(error) = ending.error {
                     csv_record(
                         out,
@@ -257,11 +276,22 @@ impl Writer {
     }
 }
 
-fn csv_field(value: &Value) -> String {
+fn csv_field(value: &Value, cells: Cells) -> String {
     match value {
         Value::Null => String::new(),
-        Value::String(s) => s.clone(),
+        Value::String(s) => csv_text(s.clone(), cells),
         other => other.to_string(),
+    }
+}
+
+/// Text as a CSV cell: with [`Cells::Safe`], a leading `'` before what a
+/// spreadsheet would start a formula with.
+fn csv_text(text: String, cells: Cells) -> String {
+    let formula = text.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if cells == Cells::Safe && formula {
+        format!("'{text}")
+    } else {
+        text
     }
 }
 
@@ -304,6 +334,28 @@ mod tests {
         })
         .expect("json");
         assert_eq!(row, r#"{"a":3,"b":2}"#);
+    }
+
+    #[test]
+    fn csv_cells_that_would_be_formulas_are_neutralised_unless_raw_is_asked() {
+        for text in [
+            "=1+1",
+            "+1",
+            "-2",
+            "@SUM(A1)",
+            "\tx",
+            "\rx",
+            "=HYPERLINK(\"http://x\")",
+        ] {
+            assert_eq!(csv_field(&json!(text), Cells::Safe), format!("'{text}"));
+            assert_eq!(csv_field(&json!(text), Cells::Raw), text);
+        }
+        assert_eq!(csv_field(&json!("a=1"), Cells::Safe), "a=1");
+        assert_eq!(
+            csv_field(&json!(-5), Cells::Safe),
+            "-5",
+            "numbers are numbers"
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::db::execute::{ExecLimits, ExecRequest};
 use crate::error::{AppError, AppResult};
 use crate::extract::{ApiJson, ApiQuery};
-use crate::results::{self, Format, Layout};
+use crate::results::{self, Cells, Format, Layout};
 use crate::state::AppState;
 use crate::token::extract::Bearer;
 
@@ -64,13 +64,25 @@ impl ExecuteBody {
     }
 }
 
-/// `?format=` of execute.
+/// `?format=` and `?csv=` of execute.
 #[derive(Debug, Deserialize)]
 pub(crate) struct FormatQuery {
     format: Option<String>,
+    csv: Option<String>,
 }
 
 impl FormatQuery {
+    fn cells(&self) -> Result<Cells, AppError> {
+        match self.csv.as_deref() {
+            None | Some("safe") => Ok(Cells::Safe),
+            Some("raw") => Ok(Cells::Raw),
+            Some(_) => Err(AppError::validation(
+                "csv",
+                "`csv` must be `safe` or `raw`.",
+            )),
+        }
+    }
+
     fn layout(&self) -> Result<Layout, AppError> {
         match self.format.as_deref() {
             None | Some("objects") => Ok(Layout::Objects),
@@ -93,7 +105,7 @@ async fn execute(
 ) -> AppResult<Response> {
     let layout = query.layout()?;
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
-    let format = Format::from_accept(accept, layout);
+    let format = Format::from_accept(accept, layout, query.cells()?);
     let request = body.into_request(&state.limits)?;
     let execution = state.db.execute(&verified.params, request).await?;
     Ok(results::respond(execution, format, state.limits.max_result_bytes).await)

@@ -215,6 +215,60 @@ async fn csv_is_served_on_accept_text_csv() {
 }
 
 #[tokio::test]
+async fn csv_cells_that_a_spreadsheet_would_run_are_neutralised_unless_raw_is_asked() {
+    let app = TestApp::spawn().await;
+    let sql = "SELECT '=HYPERLINK(''http://x'')' AS \"=f\", '+1' AS p, '-2' AS m, '@SUM(A1)' AS a, \
+               chr(9) || 'x' AS t, -2 AS n, 'a=1' AS plain";
+    for (engine, connect) in [
+        ("PostgreSQL", pg_body("test")),
+        ("MariaDB", mysql_body("test")),
+    ] {
+        let token = app.token_for(&connect).await;
+        let sql = if engine == "MariaDB" {
+            sql.replace("chr(9) || 'x'", "CONCAT(CHAR(9 USING utf8mb4), 'x')")
+                .replace('"', "`")
+        } else {
+            sql.to_owned()
+        };
+        let mut texts = Vec::new();
+        for query in ["", "?csv=raw"] {
+            let response = app
+                .client
+                .post(app.url(&format!("/api/database/execute{query}")))
+                .bearer_auth(&token)
+                .header("accept", "text/csv")
+                .json(&json!({ "sql": sql }))
+                .send()
+                .await
+                .expect("request");
+            assert_eq!(response.status(), 200, "{engine}");
+            texts.push(response.text().await.expect("body"));
+        }
+        assert_eq!(
+            texts[0],
+            "'=f,p,m,a,t,n,plain\n'=HYPERLINK('http://x'),'+1,'-2,'@SUM(A1),'\tx,-2,a=1\n",
+            "{engine}, safe by default"
+        );
+        assert_eq!(
+            texts[1], "=f,p,m,a,t,n,plain\n=HYPERLINK('http://x'),+1,-2,@SUM(A1),\tx,-2,a=1\n",
+            "{engine}, raw on request"
+        );
+    }
+    let token = app.token_for(&pg_body("test")).await;
+    let response = app
+        .client
+        .post(app.url("/api/database/execute?csv=formulas"))
+        .bearer_auth(&token)
+        .header("accept", "text/csv")
+        .json(&json!({"sql": "SELECT 1"}))
+        .send()
+        .await
+        .expect("request");
+    let (status, body) = read(response).await;
+    assert_error(status, &body, 400, "validation_failed");
+}
+
+#[tokio::test]
 async fn empty_results_still_name_their_columns() {
     let app = TestApp::spawn().await;
     for connect in [pg_body("test"), mysql_body("test"), sqlite_body("demo")] {
