@@ -215,7 +215,9 @@ pub struct Config {
     /// kept-alive connection may wait for its next request, in milliseconds.
     #[arg(long, env = "HTTP_HEADER_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
     pub http_header_timeout_ms: u64,
-    /// Time a client has to send a request's body, in milliseconds.
+    /// Time a client has to send a request's whole body, from the end of its
+    /// headers, in milliseconds (408 past it, however slowly the body trickles).
+    /// Bodies are read before the request takes a MAX_CONCURRENT_REQUESTS place.
     #[arg(long, env = "HTTP_BODY_TIMEOUT_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
     pub http_body_timeout_ms: u64,
     /// Connections open at once at most (kept below the open-file limit, which is

@@ -6,6 +6,7 @@ use axum::http::header;
 use serde::de::DeserializeOwned;
 
 use crate::error::{AppError, ErrorCode};
+use crate::middleware::body::{BodyTimedOut, BodyTooLarge};
 
 /// A JSON body. Unlike `axum::Json` every rejection is an [`AppError`]:
 /// wrong content type → `unsupported_media_type`, too large → `payload_too_large`,
@@ -30,9 +31,11 @@ where
         let bytes = Bytes::from_request(request, state)
             .await
             .map_err(|rejection| {
-                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE
+                    || caused_by::<BodyTooLarge>(&rejection)
+                {
                     AppError::new(ErrorCode::PayloadTooLarge, "The request body is too large.")
-                } else if timed_out(&rejection) {
+                } else if caused_by::<BodyTimedOut>(&rejection) {
                     AppError::new(
                         ErrorCode::RequestTimeout,
                         "The request body did not arrive in time (HTTP_BODY_TIMEOUT_MS).",
@@ -80,11 +83,14 @@ where
     }
 }
 
-/// Whether reading the body stopped at the body read timeout.
-fn timed_out(rejection: &axum::extract::rejection::BytesRejection) -> bool {
+/// Whether reading the body failed because of an `E` (see
+/// [`crate::middleware::body`]).
+fn caused_by<E: std::error::Error + 'static>(
+    rejection: &axum::extract::rejection::BytesRejection,
+) -> bool {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
     while let Some(error) = cause {
-        if error.is::<tower_http::timeout::TimeoutError>() {
+        if error.is::<E>() {
             return true;
         }
         cause = error.source();

@@ -1,21 +1,38 @@
 //! Which instance this is, and whether it is serving or draining.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::sync::Semaphore;
 
 /// The instance's identity and readiness, shared by every request.
 #[derive(Debug)]
 pub struct Lifecycle {
     instance: String,
     draining: AtomicBool,
+    /// The `MAX_CONCURRENT_REQUESTS` places of requests being served.
+    places: Arc<Semaphore>,
 }
 
 impl Lifecycle {
-    /// A serving instance called `instance`.
-    pub(crate) fn new(instance: String) -> Self {
+    /// A serving instance called `instance` that serves `places` requests at once.
+    pub(crate) fn new(instance: String, places: usize) -> Self {
         Self {
             instance,
             draining: AtomicBool::new(false),
+            places: Arc::new(Semaphore::new(places)),
         }
+    }
+
+    /// The places of requests being served ([`crate::middleware::overload`]).
+    pub(crate) fn places(&self) -> Arc<Semaphore> {
+        Arc::clone(&self.places)
+    }
+
+    /// Whether every place is taken: a new request would be refused as
+    /// `overloaded`, so readiness says so too.
+    pub(crate) fn is_saturated(&self) -> bool {
+        self.places.available_permits() == 0
     }
 
     /// The name in `X-Served-By` and in logs.

@@ -125,7 +125,10 @@ impl AppState {
     ) -> Self {
         let settings = db_settings(&config);
         let limits = exec_limits(&config, &settings, &ring);
-        let lifecycle = Arc::new(Lifecycle::new(instance_name(config.instance.as_deref())));
+        let lifecycle = Arc::new(Lifecycle::new(
+            instance_name(config.instance.as_deref()),
+            usize::try_from(config.max_concurrent_requests).unwrap_or(usize::MAX),
+        ));
         Self {
             ai: model_client(&config),
             limits,

@@ -39,6 +39,10 @@ pub enum DbError {
     /// (a disconnect, or the pool's eviction); the request may try a new pool.
     #[error("pool closed")]
     PoolClosed,
+    /// Every one of the instance's `POOL_MAX_POOLS` pools stayed in use while a
+    /// new one waited for a place.
+    #[error("no place for another pool")]
+    PoolsFull,
 }
 
 impl From<crate::net_guard::GuardError> for DbError {
@@ -106,11 +110,19 @@ impl From<DbError> for AppError {
                 ErrorCode::DbConnectionRefused,
                 "The connection to the database was closed while the request waited; try again.",
             ),
+            DbError::PoolsFull => (
+                ErrorCode::Overloaded,
+                "This instance holds as many database pools as it may (POOL_MAX_POOLS), all in use. Try again shortly.",
+            ),
         };
         if let DbError::TlsFailed(reason) = &error {
             // The TLS library's reason can name the host; it is logged, not returned.
             tracing::debug!(%reason, "TLS to the database failed");
         }
-        Self::new(code, message)
+        let mut answer = Self::new(code, message);
+        if matches!(error, DbError::PoolsFull) {
+            answer.retry_after = Some(1);
+        }
+        answer
     }
 }

@@ -90,7 +90,11 @@ impl Databases {
         sqlite: SqliteDir,
     ) -> Self {
         Self {
-            pools: PoolCache::new(settings.max_pools, settings.pool_idle),
+            pools: PoolCache::new(
+                settings.max_pools,
+                settings.pool_idle,
+                settings.connect_timeout,
+            ),
             schemas: moka::future::Cache::builder()
                 .max_capacity(if settings.schema_ttl.is_zero() {
                     0

@@ -1,6 +1,7 @@
 //! A pool of one engine: the closed enum every operation is dispatched on, in one
 //! place per operation.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use crate::db::execute::ExecRequest;
 use crate::db::mysql::MyPool;
 use crate::db::params::{ConnParams, Engine};
 use crate::db::pg::PgPool;
+use crate::db::pool_cache::PoolSlot;
 use crate::db::rows::RowSink;
 use crate::db::sql_error::SqlError;
 use crate::db::sql_text::Dialect;
@@ -37,9 +39,31 @@ pub struct PoolEntry {
     pub server_version: String,
     /// Why the pool was dropped, when a failure showed its database gone.
     closed_because: Arc<OnceLock<DbError>>,
+    /// When the pool was last asked for (milliseconds since the process began).
+    last_used: Arc<AtomicU64>,
 }
 
 impl PoolEntry {
+    /// The entry with its pool holding `slot` (see [`crate::db::pool_cache`]).
+    pub(crate) fn holding(mut self, slot: Arc<PoolSlot>) -> Self {
+        self.pool = match self.pool {
+            DbPool::Postgres(pool) => DbPool::Postgres(pool.holding(slot)),
+            DbPool::Mysql(pool) => DbPool::Mysql(pool.holding(slot)),
+            DbPool::Sqlite(pool) => DbPool::Sqlite(pool.holding(slot)),
+        };
+        self
+    }
+
+    /// Marks the pool used now.
+    pub(crate) fn touch(&self, now: u64) {
+        self.last_used.store(now, Ordering::Relaxed);
+    }
+
+    /// When the pool was last used.
+    pub(crate) fn last_used(&self) -> u64 {
+        self.last_used.load(Ordering::Relaxed)
+    }
+
     /// Records why the pool is being dropped, for the requests still waiting on it.
     pub(crate) fn close_because(&self, reason: DbError) {
         let _ = self.closed_because.set(reason);
@@ -87,6 +111,7 @@ pub(crate) async fn open(
         pool,
         server_version,
         closed_because: Arc::default(),
+        last_used: Arc::default(),
     })
 }
 

@@ -1,17 +1,27 @@
-//! A bounded cache of connection pools.
+//! A bounded cache of connection pools, and an exact budget of them.
 //!
 //! Keyed by an HMAC of every connection parameter, password included, under a
 //! random per-process key: two clients with different credentials never share a
-//! pool, and the key reveals nothing. moka bounds the number of pools, closes idle
-//! ones, and lets concurrent first requests for one key wait for a single opening
-//! without any global lock.
+//! pool, and the key reveals nothing. moka closes idle pools and lets concurrent
+//! first requests for one key wait for a single opening without any global lock.
+//!
+//! moka's own bound on the number of entries is approximate and says nothing of
+//! pools still being opened or being closed, so the budget is a semaphore of
+//! `POOL_MAX_POOLS` places: a pool takes one before its first connection is
+//! opened and gives it back only when its last handle is dropped (its last
+//! connection closed with it). A pool that finds no place evicts the least
+//! recently used one, whose idle connections close at once, and waits for a
+//! place at most the connect timeout (`503 overloaded` past it). So
+//! `POOL_MAX_POOLS × POOL_MAX_CONNECTIONS` connections per instance is a bound
+//! at every moment.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
 use moka::future::Cache;
 use sha2::Sha256;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::db::error::DbError;
 use crate::db::params::ConnParams;
@@ -19,11 +29,24 @@ use crate::db::pool::PoolEntry;
 
 type PoolKey = [u8; 32];
 
+/// A place among the instance's pools, held by the pool for as long as any
+/// handle of it exists.
+#[derive(Debug)]
+pub(crate) struct PoolSlot {
+    _place: OwnedSemaphorePermit,
+}
+
 /// The pool cache. Cloning shares it.
 #[derive(Clone)]
 pub(crate) struct PoolCache {
     cache: Cache<PoolKey, PoolEntry>,
     key: Arc<[u8; 32]>,
+    /// `POOL_MAX_POOLS` places.
+    places: Arc<Semaphore>,
+    /// How long an opening waits for a place.
+    wait: Duration,
+    /// The clock of `last_used`.
+    started: Instant,
 }
 
 impl std::fmt::Debug for PoolCache {
@@ -35,8 +58,9 @@ impl std::fmt::Debug for PoolCache {
 }
 
 impl PoolCache {
-    /// At most `max_pools` pools, each closed after `idle` without use.
-    pub(crate) fn new(max_pools: u64, idle: Duration) -> Self {
+    /// At most `max_pools` pools, each closed after `idle` without use; an
+    /// opening waits at most `wait` for a place.
+    pub(crate) fn new(max_pools: u64, idle: Duration, wait: Duration) -> Self {
         let cache = Cache::builder()
             .max_capacity(max_pools)
             // LRU, not TinyLFU: a newly opened pool is in use right now and must
@@ -49,7 +73,8 @@ impl PoolCache {
             .async_eviction_listener(|_key, entry: PoolEntry, cause| {
                 Box::pin(async move {
                     tracing::debug!(?cause, "closing evicted pool");
-                    // Closing waits for checked-out connections; never block the cache on it.
+                    // Idle connections close now; closing waits for checked-out
+                    // ones, so the cache is never blocked on it.
                     tokio::spawn(async move { entry.pool.close().await });
                 })
             })
@@ -57,6 +82,52 @@ impl PoolCache {
         Self {
             cache,
             key: Arc::new(crate::random::bytes()),
+            places: Arc::new(Semaphore::new(
+                usize::try_from(max_pools).unwrap_or(usize::MAX).max(1),
+            )),
+            wait,
+            started: Instant::now(),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// A place for a new pool: a free one, or the place of the least recently
+    /// used pool, evicted for it, once its last handle is gone. While it waits,
+    /// pools opened meanwhile by others become candidates too.
+    async fn place(&self) -> Result<Arc<PoolSlot>, DbError> {
+        let deadline = Instant::now() + self.wait;
+        loop {
+            if let Ok(place) = Arc::clone(&self.places).try_acquire_owned() {
+                return Ok(Arc::new(PoolSlot { _place: place }));
+            }
+            self.evict_least_recently_used().await;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(DbError::PoolsFull);
+            }
+            let step = left.min(Duration::from_millis(50));
+            if let Ok(Ok(place)) =
+                tokio::time::timeout(step, Arc::clone(&self.places).acquire_owned()).await
+            {
+                return Ok(Arc::new(PoolSlot { _place: place }));
+            }
+        }
+    }
+
+    /// Evicts the pool used least recently, if there is one; moka hands it to
+    /// its listener (which closes it) in its housekeeping, run here at once.
+    async fn evict_least_recently_used(&self) {
+        let oldest = self
+            .cache
+            .iter()
+            .min_by_key(|(_, entry)| entry.last_used())
+            .map(|(key, _)| key);
+        if let Some(key) = oldest {
+            self.cache.invalidate(key.as_ref()).await;
+            self.cache.run_pending_tasks().await;
         }
     }
 
@@ -82,14 +153,22 @@ impl PoolCache {
         params: &ConnParams,
         open: impl Future<Output = Result<PoolEntry, DbError>>,
     ) -> Result<(PoolEntry, bool), DbError> {
+        let opening = async {
+            let place = self.place().await?;
+            let entry = open.await?.holding(place);
+            entry.touch(self.now());
+            Ok::<_, DbError>(entry)
+        };
         let entry = self
             .cache
             .entry(self.key(params))
-            .or_try_insert_with(open)
+            .or_try_insert_with(opening)
             .await
             .map_err(|error| (*error).clone())?;
         let fresh = entry.is_fresh();
-        Ok((entry.into_value(), fresh))
+        let entry = entry.into_value();
+        entry.touch(self.now());
+        Ok((entry, fresh))
     }
 
     /// Removes the pool for `params` (the eviction listener closes it); tells

@@ -4,6 +4,7 @@
 //! timeout, the cap on requests in flight ([`overload`]), and rate limiting
 //! ([`rate_limit`]).
 
+pub(crate) mod body;
 pub(crate) mod overload;
 pub(crate) mod rate_limit;
 
@@ -14,7 +15,6 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
-use tokio::sync::Semaphore;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
@@ -41,10 +41,16 @@ pub(crate) fn wrap(routes: Router<AppState>, state: &AppState) -> Router<AppStat
         )),
         None => routes,
     };
-    let places = Arc::new(Semaphore::new(
-        usize::try_from(config.max_concurrent_requests).unwrap_or(usize::MAX),
-    ));
+    let places = state.lifecycle.places();
     let routes = routes.layer(axum::middleware::from_fn_with_state(places, overload::cap));
+    let bodies = Arc::new(body::BodyLimits::new(
+        config.max_body_bytes,
+        Duration::from_millis(config.http_body_timeout_ms),
+    ));
+    let routes = routes.layer(axum::middleware::from_fn_with_state(
+        bodies,
+        body::read_first,
+    ));
     let headers = Arc::new(ResponseHeaders::new(state));
     let instance: Arc<str> = state.lifecycle.instance().into();
     routes.layer(
@@ -63,10 +69,7 @@ pub(crate) fn wrap(routes: Router<AppState>, state: &AppState) -> Router<AppStat
             )
             .layer(CatchPanicLayer::custom(panic_response))
             .layer(cors(config))
-            .layer(DefaultBodyLimit::max(config.max_body_bytes))
-            .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
-                Duration::from_millis(config.http_body_timeout_ms),
-            )),
+            .layer(DefaultBodyLimit::max(config.max_body_bytes)),
     )
 }
 

@@ -39,14 +39,24 @@ async fn health() -> Json<HealthAnswer> {
     })
 }
 
-/// Readiness: keys are loaded (the state exists only then) and the instance is
-/// not draining.
+/// Readiness: keys are loaded (the state exists only then), the instance is
+/// not draining, and it has a place for another request (a load balancer that
+/// checks readiness then routes around an instance that would answer
+/// `overloaded`).
 async fn ready(State(state): State<AppState>) -> AppResult<Json<HealthAnswer>> {
     if !state.lifecycle.is_ready() {
         return Err(AppError::new(
             ErrorCode::NotReady,
             "This instance is shutting down; send requests to another one.",
         ));
+    }
+    if state.lifecycle.is_saturated() {
+        let mut error = AppError::new(
+            ErrorCode::Overloaded,
+            "This instance is serving as many requests as it can; send requests to another one.",
+        );
+        error.retry_after = Some(1);
+        return Err(error);
     }
     Ok(Json(HealthAnswer {
         status: "ready",

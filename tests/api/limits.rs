@@ -10,7 +10,7 @@ use crate::common::process::ServerProcess;
 use crate::common::*;
 
 #[tokio::test]
-async fn requests_over_the_cap_are_overloaded_while_health_is_always_served() {
+async fn requests_over_the_cap_are_overloaded_while_health_is_served_and_ready_says_so() {
     let app = TestApp::spawn_with(|config| config.max_concurrent_requests = 1).await;
     let token = app.token_for(&pg_body("test")).await;
     let (client, url, bearer) = (
@@ -39,10 +39,14 @@ async fn requests_over_the_cap_are_overloaded_while_health_is_always_served() {
     assert_eq!(response.headers()["retry-after"], "1");
     let (status, body) = read(response).await;
     assert_error(status, &body, 503, "overloaded");
-    for path in ["/api/health", "/health", "/api/ready"] {
+    for path in ["/api/health", "/health"] {
         assert_eq!(app.get(path, None).await.status(), 200, "{path}");
     }
+    // Readiness tells a load balancer to send requests elsewhere meanwhile.
+    let (status, body) = read(app.get("/api/ready", None).await).await;
+    assert_error(status, &body, 503, "overloaded");
     assert_eq!(slow.await.expect("join").status(), 200);
+    assert_eq!(app.get("/api/ready", None).await.status(), 200);
     assert_eq!(
         app.get("/api/database/status", None).await.status(),
         200,
@@ -67,6 +71,107 @@ async fn a_body_that_never_arrives_is_a_request_timeout() {
         .expect("read");
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("request_timeout"), "{answer}");
+}
+
+/// Opens a connection from `ip` and sends a request head announcing a body of
+/// 1,000,000 bytes, and the body's first byte.
+async fn dribbler(address: std::net::SocketAddr, ip: &str) -> Option<tokio::net::TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4().ok()?;
+    socket.bind(format!("{ip}:0").parse().ok()?).ok()?;
+    let mut stream = tokio::time::timeout(Duration::from_secs(5), socket.connect(address))
+        .await
+        .ok()?
+        .ok()?;
+    stream
+        .write_all(b"POST /api/database/connect HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n{")
+        .await
+        .ok()?;
+    Some(stream)
+}
+
+#[tokio::test]
+async fn a_dribbled_body_is_cut_at_the_total_body_time_however_slowly_it_trickles() {
+    let app = TestApp::spawn_with(|config| config.http_body_timeout_ms = 1_000).await;
+    let mut stream = dribbler(app.address, "127.0.0.1").await.expect("connected");
+    // One byte every 200 ms would keep an idle timer of 1 s alive for ever; the
+    // body's total time ends it. The whole body would take 55 hours.
+    let mut answer = Vec::new();
+    let cut = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            let mut buffer = [0u8; 4096];
+            tokio::select! {
+                read = stream.read(&mut buffer) => match read {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => answer.extend_from_slice(&buffer[..n]),
+                },
+                () = tokio::time::sleep(Duration::from_millis(200)) => {
+                    if stream.write_all(b" ").await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    })
+    .await;
+    assert!(cut.is_ok(), "the dribbled body was never cut off");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request_timeout"), "{answer}");
+}
+
+#[tokio::test]
+async fn slow_bodies_from_two_addresses_hold_no_place_a_third_address_needs() {
+    // The defaults (512 places, 256 connections per address), bodies cut at 5 s
+    // so that the dribblers come back during the run.
+    let app = TestApp::spawn_with(|config| config.http_body_timeout_ms = 5_000).await;
+    let address = app.address;
+    let dribblers = tokio::spawn(async move {
+        let mut streams = Vec::new();
+        for ip in ["127.0.0.2", "127.0.0.3"] {
+            for _ in 0..256 {
+                streams.extend(dribbler(address, ip).await);
+            }
+        }
+        let opened = streams.len();
+        // Each sends one more byte every second, reconnecting when cut off.
+        for _ in 0..8 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            for (i, stream) in streams.iter_mut().enumerate() {
+                if stream.write_all(b" ").await.is_err() {
+                    let ip = if i < 256 { "127.0.0.2" } else { "127.0.0.3" };
+                    if let Some(fresh) = dribbler(address, ip).await {
+                        *stream = fresh;
+                    }
+                }
+            }
+        }
+        opened
+    });
+    let third = reqwest::Client::builder()
+        .local_address("127.0.0.4".parse::<std::net::IpAddr>().ok())
+        .timeout(Duration::from_secs(2))
+        .build()
+        .expect("client");
+    let mut answered = 0;
+    while !dribblers.is_finished() {
+        let status = third.get(app.url("/api/database/status")).send().await;
+        assert!(
+            status.as_ref().is_ok_and(|r| r.status() == 200),
+            "a third address waited or was refused: {status:?}"
+        );
+        answered += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        dribblers.await.expect("dribblers"),
+        512,
+        "every dribbler connected"
+    );
+    assert!(
+        answered >= 40,
+        "the third address was served throughout ({answered})"
+    );
+    assert_eq!(app.get("/api/ready", None).await.status(), 200);
 }
 
 /// Opens `count` connections from `ip` that each send part of a request head and

@@ -1,6 +1,9 @@
 //! The pool cache: keyed by every parameter, bounded, closing what it evicts,
 //! never blocking one connection on another, and recovering from dead connections.
 
+use std::sync::atomic::Ordering;
+
+use crate::common::fake_pg::FakePg;
 use crate::common::*;
 use querygate::db::DbPool;
 use serde_json::json;
@@ -56,29 +59,53 @@ async fn different_passwords_never_share_a_pool() {
 }
 
 #[tokio::test]
-async fn evicted_pools_are_closed() {
-    let app = TestApp::spawn_with(|config| config.pool_max_pools = 1).await;
-    let pg = app.token_for(&pg_body("test")).await;
-    let (entry, _) = app
-        .state
-        .db
-        .pool(&params_of(&app, &pg))
-        .await
-        .expect("pool");
-    let DbPool::Postgres(pool) = entry.pool else {
-        panic!("postgres pool expected")
+async fn forty_credential_sets_never_hold_more_than_pool_max_pools_pools_connections() {
+    let fake = FakePg::well_behaved().await;
+    let app = TestApp::spawn_with(|config| config.pool_max_pools = 8).await;
+    // Sample the server's open connections while 40 distinct users connect at once.
+    let open = std::sync::Arc::clone(&fake.open);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let done = std::sync::Arc::clone(&done);
+        tokio::spawn(async move {
+            let mut peak = 0;
+            while !done.load(Ordering::SeqCst) {
+                peak = peak.max(open.load(Ordering::SeqCst));
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+            peak
+        })
     };
+    let connects = (0..40).map(|i| {
+        let mut body = fake.connect_body();
+        body["username"] = json!(format!("user{i}"));
+        let app = &app;
+        async move { app.connect(&body).await.status() }
+    });
+    let statuses = futures_util::future::join_all(connects).await;
+    done.store(true, Ordering::SeqCst);
+    let peak = sampler.await.expect("sampler");
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert!(
+        peak <= 8,
+        "{peak} connections were open at once for 8 pools"
+    );
+    assert!(fake.open_now() <= 8, "{} left open", fake.open_now());
+    assert_eq!(app.state.db.pool_count().await, 8);
+}
+
+#[tokio::test]
+async fn an_evicted_pool_closes_its_idle_connections_at_once() {
+    let fake = FakePg::well_behaved().await;
+    let app = TestApp::spawn_with(|config| config.pool_max_pools = 1).await;
+    let _ = app.token_for(&fake.connect_body()).await;
+    assert_eq!(fake.open_now(), 1);
+    // A second pool takes the only place: the first one's connection closes.
     let _ = app.token_for(&sqlite_body("demo")).await;
-    assert_eq!(app.state.db.pool_count().await, 1);
-    // The close runs on a task of its own; wait for it, bounded.
-    tokio::time::timeout(std::time::Duration::from_secs(10), async {
-        while !pool.is_closed() {
-            tokio::task::yield_now().await;
-            app.state.db.pool_count().await;
-        }
+    eventually("the evicted pool's connection closed", || async {
+        fake.open_now() == 0
     })
-    .await
-    .expect("evicted pool closed");
+    .await;
 }
 
 #[tokio::test]

@@ -28,6 +28,7 @@ use mysql_async::{Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, SslOpts};
 use crate::db::DbSettings;
 use crate::db::error::DbError;
 use crate::db::params::{ConnParams, SslMode};
+use crate::db::pool_cache::PoolSlot;
 use crate::db::sql_text::MysqlModes;
 
 pub(crate) use errors::{connect_error, is_connection_loss, statement_error};
@@ -46,6 +47,8 @@ pub struct MyPool {
     max_row_bytes: usize,
     /// Tells pools apart ([`MyPool::same`]).
     identity: std::sync::Arc<()>,
+    /// Its place among the instance's pools, given back when the last handle goes.
+    slot: Option<std::sync::Arc<PoolSlot>>,
     wait: Duration,
 }
 
@@ -109,8 +112,15 @@ impl MyPool {
             default_timeout: settings.statement_timeout,
             max_row_bytes: settings.max_row_bytes,
             identity: std::sync::Arc::new(()),
+            slot: None,
             wait: settings.connect_timeout,
         }
+    }
+
+    /// The pool holding `slot` for as long as it exists.
+    pub(crate) fn holding(mut self, slot: std::sync::Arc<PoolSlot>) -> Self {
+        self.slot = Some(slot);
+        self
     }
 
     /// How the server reads quotes.

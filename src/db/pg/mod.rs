@@ -41,6 +41,7 @@ use crate::db::error::DbError;
 use crate::db::execute::ExecRequest;
 use crate::db::introspect::{CatalogCap, TYPES_CAP};
 use crate::db::params::ConnParams;
+use crate::db::pool_cache::PoolSlot;
 use crate::db::rows::{self, RowSink};
 use crate::db::sql_error::SqlError;
 use crate::error::ErrorCode;
@@ -79,6 +80,8 @@ pub struct PgPool {
     pool: managed::Pool<Manager>,
     types: Arc<Types>,
     session: Session,
+    /// Its place among the instance's pools, given back when the last handle goes.
+    slot: Option<Arc<PoolSlot>>,
 }
 
 impl std::fmt::Debug for PgPool {
@@ -138,6 +141,7 @@ impl PgPool {
                 pool,
                 types,
                 session,
+                slot: None,
             },
             version,
         ))
@@ -241,6 +245,12 @@ impl PgPool {
     /// Whether two handles share one pool.
     pub fn same(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.types, &other.types)
+    }
+
+    /// The pool holding `slot` for as long as it exists.
+    pub(crate) fn holding(mut self, slot: Arc<PoolSlot>) -> Self {
+        self.slot = Some(slot);
+        self
     }
 
     /// Connections open now, idle or in use.

@@ -32,6 +32,7 @@ use tokio::sync::Semaphore;
 
 use crate::db::DbSettings;
 use crate::db::error::DbError;
+use crate::db::pool_cache::PoolSlot;
 
 /// The SQLite "pool": the file, and how many statements may run on it at once.
 #[derive(Debug, Clone)]
@@ -40,12 +41,20 @@ pub struct LitePool {
     permits: Arc<Semaphore>,
     max_row_bytes: usize,
     wait: Duration,
+    /// Its place among the instance's pools, given back when the last handle goes.
+    slot: Option<Arc<PoolSlot>>,
 }
 
 /// Reading the schema table proves the file is a SQLite database.
 const VERSION: &str = "SELECT sqlite_version() FROM (SELECT count(*) FROM sqlite_master)";
 
 impl LitePool {
+    /// The pool holding `slot` for as long as it exists.
+    pub(crate) fn holding(mut self, slot: Arc<PoolSlot>) -> Self {
+        self.slot = Some(slot);
+        self
+    }
+
     /// Opens the file once to prove it is a database; returns the pool and the
     /// SQLite version.
     pub(crate) async fn open(
@@ -61,6 +70,7 @@ impl LitePool {
             )),
             max_row_bytes: settings.max_row_bytes,
             wait: settings.connect_timeout,
+            slot: None,
         };
         let version = pool.check().await?;
         Ok((pool, version))

@@ -33,6 +33,8 @@ pub type Script = Arc<dyn Fn(usize, usize) -> Reply + Send + Sync>;
 /// A listening fake server; stops when dropped.
 pub struct FakePg {
     pub port: u16,
+    /// Connections open now.
+    pub open: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -60,14 +62,36 @@ impl FakePg {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("address").port();
         let counter = AtomicUsize::new(0);
+        let open = Arc::new(AtomicUsize::new(0));
+        let gauge = Arc::clone(&open);
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let index = counter.fetch_add(1, Ordering::SeqCst);
                 let (startup, script) = (startup(index), Arc::clone(&script));
-                tokio::spawn(serve(stream, index, startup, script));
+                let gauge = Arc::clone(&gauge);
+                gauge.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    serve(stream, index, startup, script).await;
+                    gauge.fetch_sub(1, Ordering::SeqCst);
+                });
             }
         });
-        Self { port, task }
+        Self { port, open, task }
+    }
+
+    /// A server that starts sessions and answers every flight as a
+    /// well-behaved PostgreSQL would a catalogue query of no rows.
+    pub async fn well_behaved() -> Self {
+        Self::start(
+            Reply::Send(good_startup()),
+            Arc::new(|_, _| Reply::Send(types_answer())),
+        )
+        .await
+    }
+
+    /// Connections open now.
+    pub fn open_now(&self) -> usize {
+        self.open.load(Ordering::SeqCst)
     }
 
     /// The body of `connect` for this server.
