@@ -336,13 +336,14 @@ const display = (v) => (typeof v === 'object' ? JSON.stringify(v) : String(v));
 /**
  * RFC 4180 CSV of the grid as shown (NULL as an empty field, like the server's CSV).
  * Text that a spreadsheet would read as a formula (=, +, -, @, tab, CR first) gets a
- * leading ' like the server's `text/csv` (OWASP's CSV-injection rule); numbers stay numbers.
+ * leading ' like the server's `text/csv` (OWASP's CSV-injection rule); numbers, and text that
+ * is a plain number such as a 64-bit integer sent as a string, stay numbers.
  */
 function toCsv(res) {
   const field = (v) => {
     if (v === null) return '';
     let s = display(v);
-    if (typeof v === 'string' && /^[=+\-@\t\r]/.test(s)) s = `'${s}`;
+    if (typeof v === 'string' && /^[=+\-@\t\r]/.test(s) && !/^[+-]\d+(\.\d*)?$/.test(s)) s = `'${s}`;
     return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
   };
   return [res.columns, ...res.rows].map((r) => r.map(field).join(',')).join('\n') + '\n';

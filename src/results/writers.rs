@@ -26,7 +26,9 @@ pub(crate) enum Cells {
     /// column name that starts with `=`, `+`, `-`, `@`, a tab or a carriage
     /// return gets a leading `'`, so that a value one user stored in a shared
     /// database cannot run as a formula in another's spreadsheet. Numbers are
-    /// numbers and are left alone.
+    /// numbers and are left alone, and so is text that is a plain number (`-2`,
+    /// `+1.5`, a 64-bit integer sent as a string): a spreadsheet reads it as
+    /// that number.
     Safe,
     /// As the database has it (`?csv=raw`), for programs rather than spreadsheets.
     Raw,
@@ -287,7 +289,7 @@ fn csv_field(value: &Value, cells: Cells) -> String {
 /// Text as a CSV cell: with [`Cells::Safe`], a leading `'` before what a
 /// spreadsheet would start a formula with.
 fn csv_text(text: String, cells: Cells) -> String {
-    let formula = text.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    let formula = text.starts_with(['=', '+', '-', '@', '\t', '\r']) && !is_plain_number(&text);
     if cells == Cells::Safe && formula {
         format!("'{text}")
     } else {
@@ -311,6 +313,16 @@ fn csv_record<S: AsRef<str>>(out: &mut Vec<u8>, fields: impl Iterator<Item = S>)
         }
     }
     out.push(b'\n');
+}
+
+/// `[+-]digits[.digits]`: text a spreadsheet reads as a number, never a formula.
+fn is_plain_number(text: &str) -> bool {
+    let digits = text.trim_start_matches(['+', '-']);
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    text.len() - digits.len() == 1
+        && !whole.is_empty()
+        && whole.bytes().all(|b| b.is_ascii_digit())
+        && fraction.bytes().all(|b| b.is_ascii_digit())
 }
 
 #[cfg(test)]
@@ -340,8 +352,10 @@ mod tests {
     fn csv_cells_that_would_be_formulas_are_neutralised_unless_raw_is_asked() {
         for text in [
             "=1+1",
-            "+1",
-            "-2",
+            "+1+1",
+            "-2-cmd",
+            "-",
+            "+.5",
             "@SUM(A1)",
             "\tx",
             "\rx",
@@ -356,6 +370,13 @@ mod tests {
             "-5",
             "numbers are numbers"
         );
+        for number in ["-2", "+1", "-9223372036854775808", "-1.25"] {
+            assert_eq!(
+                csv_field(&json!(number), Cells::Safe),
+                number,
+                "plain numbers"
+            );
+        }
     }
 
     #[test]

@@ -217,7 +217,7 @@ async fn csv_is_served_on_accept_text_csv() {
 #[tokio::test]
 async fn csv_cells_that_a_spreadsheet_would_run_are_neutralised_unless_raw_is_asked() {
     let app = TestApp::spawn().await;
-    let sql = "SELECT '=HYPERLINK(''http://x'')' AS \"=f\", '+1' AS p, '-2' AS m, '@SUM(A1)' AS a, \
+    let sql = "SELECT '=HYPERLINK(''http://x'')' AS \"=f\", '+1+1' AS p, '-2' AS m, '@SUM(A1)' AS a, \
                chr(9) || 'x' AS t, -2 AS n, 'a=1' AS plain";
     for (engine, connect) in [
         ("PostgreSQL", pg_body("test")),
@@ -246,11 +246,11 @@ async fn csv_cells_that_a_spreadsheet_would_run_are_neutralised_unless_raw_is_as
         }
         assert_eq!(
             texts[0],
-            "'=f,p,m,a,t,n,plain\n'=HYPERLINK('http://x'),'+1,'-2,'@SUM(A1),'\tx,-2,a=1\n",
+            "'=f,p,m,a,t,n,plain\n'=HYPERLINK('http://x'),'+1+1,-2,'@SUM(A1),'\tx,-2,a=1\n",
             "{engine}, safe by default"
         );
         assert_eq!(
-            texts[1], "=f,p,m,a,t,n,plain\n=HYPERLINK('http://x'),+1,-2,@SUM(A1),\tx,-2,a=1\n",
+            texts[1], "=f,p,m,a,t,n,plain\n=HYPERLINK('http://x'),+1+1,-2,@SUM(A1),\tx,-2,a=1\n",
             "{engine}, raw on request"
         );
     }

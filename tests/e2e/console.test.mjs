@@ -256,12 +256,12 @@ for (const key of ORIGINS) {
 
       // A value that a spreadsheet would run as a formula is neutralised.
       await page.locator('#params').fill('');
-      await runSql(page, "select '=HYPERLINK(\"http://x\")' as f, '-2' as t, -2 as n", 'Meta+Enter');
+      await runSql(page, "select '=HYPERLINK(\"http://x\")' as f, '-2-cmd' as t, -2 as n", 'Meta+Enter');
       await grid(page);
       const formulas = page.waitForEvent('download');
       await page.getByRole('button', { name: 'Download CSV' }).click();
       const safe = await readFile(await (await formulas).path(), 'utf8');
-      assert.deepEqual(safe.split('\n'), ['f,t,n', `"'=HYPERLINK(""http://x"")",'-2,-2`, '']);
+      assert.deepEqual(safe.split('\n'), ['f,t,n', `"'=HYPERLINK(""http://x"")",'-2-cmd,-2`, '']);
 
       await page.locator('#params').fill('{"not": "an array"}');
       await page.locator('#sql').press('Control+Enter');
