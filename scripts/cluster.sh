@@ -20,12 +20,14 @@
 #   c. a rolling key rotation (add, then activate), each instance restarted with
 #      SIGTERM in turn under the stream: no failed request, new tokens carry the
 #      new kid and are served by all three;
-#   d. the shared rate limit: 610 fast GETs from one address get exactly 600
-#      answers and 10 × 429 across the three instances;
+#   d. the shared rate limit: 875 fast GETs from one address get at least 600 and
+#      at most 600 + 2 x 75 answers (the bounded overshoot of limits decided
+#      locally), the rest 429, across the three instances;
 #   e. revocation: a token disconnected on qg-1 is refused (401 token_revoked) by
 #      qg-2 and qg-3;
-#   f. Redis killed under the stream: no failed request (fail-open, per-instance
-#      rate limits), and a disconnect answers 503 revocation_unavailable.
+#   f. Redis killed under the stream: no failed request (fail-open, rate limits
+#      counted by each instance), and a disconnect answers 503
+#      revocation_unavailable.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -486,17 +488,23 @@ note "after activation everywhere, then restart the instances the same way."
 
 # --- d. shared rate limit -------------------------------------------------------
 echo
-echo "== d. shared rate limit: $((rate_max + 10)) x GET /api/database/status through nginx from 127.0.0.50 (limit $rate_max per address)"
+# Each instance decides alone and exchanges its counts every 100 ms: the limit
+# may be passed by at most (instances - 1) x an eighth of it.
+overshoot=$((2 * (rate_max + 7) / 8))
+sent=$((rate_max + overshoot + 100))
+echo "== d. shared rate limit: $sent x GET /api/database/status through nginx from 127.0.0.50 (limit $rate_max per address)"
 args=()
-for _ in $(seq 1 $((rate_max + 10))); do args+=(-o /dev/null "$lb/api/database/status"); done
+for _ in $(seq 1 "$sent"); do args+=(-o /dev/null "$lb/api/database/status"); done
 t0=$(now_ms)
 timeout 60 curl -s --interface 127.0.0.50 --max-time 5 -w '%header{x-served-by} %{http_code}\n' "${args[@]}" >"$work/d.txt" || true
 note "sent in $(since "$t0") ms"
-expect "answers 200" "$(grep -c ' 200$' "$work/d.txt" || true)" "$rate_max"
-expect "answers 429" "$(grep -c ' 429$' "$work/d.txt" || true)" 10
+d200=$(grep -c ' 200$' "$work/d.txt" || true)
+expect "at least the limit answered 200" "$([ "$d200" -ge "$rate_max" ] && echo yes || echo "no ($d200)")" yes
+expect_le "answers 200" "$d200" "$((rate_max + overshoot))"
+expect "the rest answered 429" "$(grep -c ' 429$' "$work/d.txt" || true)" "$((sent - d200))"
 grep ' 200$' "$work/d.txt" >"$work/d200.txt" || true
 d_tally=$(tally "$work/d200.txt")
-note "X-Served-By of the 200s: $d_tally (each instance alone would have allowed all $((rate_max + 10)))"
+note "X-Served-By of the 200s: $d_tally (each instance alone would have allowed all $sent)"
 expect "every instance served some" "$(awk '{ n[$1]++ } END { print (n["qg-1"] > 0 && n["qg-2"] > 0 && n["qg-3"] > 0) ? "yes" : "no" }' "$work/d200.txt")" yes
 
 # --- e. revocation --------------------------------------------------------------
@@ -509,7 +517,14 @@ expect "status on qg-1 before disconnect" "$code $by" "200 qg-1"
 revoked=$(curl -s --max-time 5 -X POST -H "Authorization: Bearer $token3" "$qg1/api/database/disconnect" | json_field revoked)
 expect "disconnect on qg-1 answers revoked" "$revoked" true
 for i in 2 3; do
-  read -r code by body <<<"$(status "http://127.0.0.1:$(port_of "$i")" "$token3")"
+  # The revocation is pushed: it arrives within milliseconds (bounded at 2 s).
+  t_revoked=$(now_ms)
+  while :; do
+    read -r code by body <<<"$(status "http://127.0.0.1:$(port_of "$i")" "$token3")"
+    [ "$code" = 401 ] || [ "$(since "$t_revoked")" -ge 2000 ] && break
+    sleep 0.01
+  done
+  note "qg-$i refused it $(since "$t_revoked") ms after the disconnect answered"
   expect "status on qg-$i" "$code $(printf '%s' "$body" | json_field code)" "401 token_revoked"
 done
 
@@ -537,7 +552,9 @@ report_stream "stream after the kill" 0 "$((kill_line + 1))"
 args=()
 for _ in 1 2 3; do args+=(-o /dev/null "$lb/api/database/status"); done
 timeout 30 curl -s --interface 127.0.0.50 --max-time 5 -w '%header{x-served-by} %{http_code}\n' "${args[@]}" >"$work/f-limit.txt" || true
-expect "127.0.0.50, refused in d, now counted per instance: answers 200 of 3" "$(grep -c ' 200$' "$work/f-limit.txt" || true)" 3
+# Each instance counted 127.0.0.50 all along: Redis going away hands out no
+# fresh burst.
+expect "127.0.0.50, refused in d, still refused without Redis: answers 200 of 3" "$(grep -c ' 200$' "$work/f-limit.txt" || true)" 0
 
 echo
 elapsed=$(since "$t_start")

@@ -248,20 +248,22 @@ pub struct Config {
     /// The prefix of every key querygate writes in Redis.
     #[arg(long, env = "REDIS_KEY_PREFIX", default_value = "querygate:")]
     pub redis_key_prefix: String,
-    /// Time allowed for connecting to Redis and for each of its answers, in
-    /// milliseconds; past it the request goes on as if Redis were down.
-    #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    /// Time allowed for each Redis command, in milliseconds. No request waits
+    /// for Redis but `disconnect`: limits are exchanged and revocations heard in
+    /// the background.
+    #[arg(long, env = "REDIS_TIMEOUT_MS", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub redis_timeout_ms: u64,
-    /// A token-bearing request when Redis cannot tell whether its chain was
-    /// revoked: `open` serves it (and logs a warning at most once a minute),
-    /// `closed` answers 503 `revocation_unavailable`.
+    /// Time allowed for one connection to Redis — TCP, TLS and the login, about
+    /// three round trips — in milliseconds: enough for a store across an ocean.
+    #[arg(long, env = "REDIS_CONNECT_TIMEOUT_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub redis_connect_timeout_ms: u64,
+    /// A token-bearing request while this instance is not subscribed to the
+    /// revocations (Redis down): `open` serves it by the revocations it knows
+    /// (and logs a warning at most once a minute), `closed` answers 503
+    /// `revocation_unavailable` — and a `closed` instance is not ready until it
+    /// has read the revocations once.
     #[arg(long, env = "REVOCATION_FAIL_MODE", value_enum, default_value_t = FailMode::Open)]
     pub revocation_fail_mode: FailMode,
-    /// How long an instance remembers Redis's word on a chain, in milliseconds (at
-    /// most 1000; 0 asks Redis on every request): a token revoked on another
-    /// instance may be accepted here for this long.
-    #[arg(long, env = "REVOCATION_CACHE_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=1000))]
-    pub revocation_cache_ms: u64,
 
     /// API key for the model server; optional for servers that need none.
     #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true, value_parser = Secret::parse)]

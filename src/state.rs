@@ -10,6 +10,7 @@ use crate::db::execute::ExecLimits;
 use crate::db::sqlite_dir::SqliteDir;
 use crate::db::{Databases, DbSettings};
 use crate::lifecycle::{Lifecycle, instance_name};
+use crate::middleware::rate_limit::LocalLimits;
 use crate::net_guard::NetGuard;
 use crate::shared::Shared;
 use crate::token::keys::{self, KeySource};
@@ -32,6 +33,8 @@ pub struct AppState {
     pub lifecycle: Arc<Lifecycle>,
     /// What instances share through Redis, when `REDIS_URL` is set.
     pub shared: Option<Arc<Shared>>,
+    /// Every client's rate limit, decided here (`None`: limiting is off).
+    pub(crate) rate: Option<Arc<LocalLimits>>,
 }
 
 impl axum::extract::FromRef<AppState> for crate::token::extract::TokenGate {
@@ -113,7 +116,11 @@ impl AppState {
                 "REDIS_URL is not set: rate limits are this instance's own, and disconnect cannot revoke tokens"
             );
         }
-        Ok(Self::from_parts(config, ring, sqlite, shared))
+        let state = Self::from_parts(config, ring, sqlite, shared);
+        if let Some(shared) = &state.shared {
+            shared.start(state.rate.clone());
+        }
+        Ok(state)
     }
 
     /// The state from an already loaded key ring, SQLite folder and shared store.
@@ -129,11 +136,19 @@ impl AppState {
             instance_name(config.instance.as_deref()),
             usize::try_from(config.max_concurrent_requests).unwrap_or(usize::MAX),
         ));
+        let rate = (config.rate_limit_max_requests > 0).then(|| {
+            Arc::new(LocalLimits::new(
+                config.rate_limit_max_requests,
+                Duration::from_millis(config.rate_limit_window_ms),
+                shared.is_some(),
+            ))
+        });
         Self {
             ai: model_client(&config),
             limits,
             lifecycle,
             shared,
+            rate,
             tokens: Arc::new(TokenService::new(ring, token_policy(&config))),
             db: Arc::new(Databases::new(settings, limits, net_guard(&config), sqlite)),
             config: Arc::new(config),

@@ -34,9 +34,9 @@ pub(crate) const SERVED_BY: HeaderName = HeaderName::from_static("x-served-by");
 /// Wraps `routes` in every layer.
 pub(crate) fn wrap(routes: Router<AppState>, state: &AppState) -> Router<AppState> {
     let config = &state.config;
-    let routes = match rate_limit::Limiter::new(config, state.shared.clone()) {
-        Some(limiter) => routes.layer(axum::middleware::from_fn_with_state(
-            Arc::new(limiter),
+    let routes = match &state.rate {
+        Some(limits) => routes.layer(axum::middleware::from_fn_with_state(
+            Arc::new(rate_limit::Limiter::new(config, Arc::clone(limits))),
             rate_limit::rate_limit,
         )),
         None => routes,

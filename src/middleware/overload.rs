@@ -18,8 +18,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{AppError, ErrorCode};
 
-/// Paths served whatever the load: the load balancer must see the truth.
-const ALWAYS_SERVED: [&str; 3] = ["/api/health", "/health", "/api/ready"];
+/// Paths served whatever the load or the rate: the load balancer must see the
+/// truth.
+pub(crate) const ALWAYS_SERVED: [&str; 3] = ["/api/health", "/health", "/api/ready"];
 
 /// The middleware: `State` is the semaphore of free places.
 pub(crate) async fn cap(

@@ -50,6 +50,18 @@ async fn ready(State(state): State<AppState>) -> AppResult<Json<HealthAnswer>> {
             "This instance is shutting down; send requests to another one.",
         ));
     }
+    if state
+        .shared
+        .as_ref()
+        .is_some_and(|s| !s.revocations.ready())
+    {
+        let mut error = AppError::new(
+            ErrorCode::NotReady,
+            "This instance has not read the revoked tokens from the shared store yet; send requests to another one.",
+        );
+        error.retry_after = Some(1);
+        return Err(error);
+    }
     if state.lifecycle.is_saturated() {
         let mut error = AppError::new(
             ErrorCode::Overloaded,

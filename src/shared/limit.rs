@@ -1,72 +1,105 @@
-//! Rate limits shared by every instance on one Redis: GCRA in one Lua script, so
-//! that checking and spending are one atomic step, timed by Redis's own clock so
-//! that instances with drifting clocks agree.
+//! Rate limits shared by every instance on one Redis, in the background: every
+//! [`EVERY`] an instance sends, in one script call, what each client spent on it
+//! since the last exchange, and learns how far ahead each client's shared TAT
+//! now stands, every instance's requests included (see
+//! [`crate::middleware::rate_limit`], which decides every request locally).
+//!
+//! Times travel as durations ahead of "now" (Redis's clock in the store, each
+//! instance's own clock at home), so clocks that disagree do not matter. Every
+//! exchange tells the store how far ahead each client stood before the new
+//! requests, and every 300 ms (and after every new connection) every client
+//! still short of its burst is sent even without new requests, so a store that
+//! restarted or was flushed learns again what the instances know.
 
-use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Shared, Unreachable, Warnings};
+use super::{Shared, Warnings};
+use crate::middleware::rate_limit::{LocalLimits, Spent};
 
-/// GCRA: the key holds the theoretical arrival time (TAT) in microseconds. A
-/// request moves TAT one interval on, and is allowed when the moved TAT is at
-/// most `burst` intervals ahead of now (so `burst` requests pass at once).
-/// Returns the microseconds to wait, 0 when allowed.
-const GCRA: &str = r"
+/// How often an instance exchanges its counts with the store.
+pub(crate) const EVERY: Duration = Duration::from_millis(100);
+
+/// How often clients with a whole burst again are forgotten (in exchanges).
+const FORGET_EVERY: u32 = 100;
+
+/// How often every client whose burst is not whole is sent, spent or not (in
+/// exchanges), and at once after a new connection: a store that restarted or
+/// was flushed knows again within 300 ms what the instances know.
+const RESTATE_EVERY: u32 = 3;
+
+/// For each client (`KEYS[i]`; `ARGV[1]` the interval in µs, then for each
+/// client the requests it spent and how far ahead its TAT stood before them):
+/// the stored TAT is at least now and at least that far ahead, then moves one
+/// interval on per request. Returns how far ahead of now each TAT stands.
+pub(crate) const SCRIPT: &str = r"
 local interval = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local tat = tonumber(redis.call('GET', KEYS[1])) or now
-if tat < now then tat = now end
-local next_tat = tat + interval
-local allowed_from = next_tat - interval * burst
-if allowed_from > now then
-  return allowed_from - now
+local ahead = {}
+for i, key in ipairs(KEYS) do
+  local count = tonumber(ARGV[i * 2])
+  local floor = now + tonumber(ARGV[i * 2 + 1])
+  local tat = tonumber(redis.call('GET', key)) or now
+  if tat < floor then tat = floor end
+  tat = tat + count * interval
+  redis.call('SET', key, tat, 'PX', math.ceil((tat - now) / 1000) + 1)
+  ahead[i] = tat - now
 end
-redis.call('SET', KEYS[1], next_tat, 'PX', math.ceil((next_tat - now) / 1000) + 1)
-return 0
+return ahead
 ";
 
-/// The shared form of `RATE_LIMIT_*`: `burst` requests at once, one more every
-/// `interval`.
-#[derive(Debug)]
-pub(crate) struct SharedLimit {
-    script: redis::Script,
-    interval_us: u64,
-    burst: u32,
-    warnings: Warnings,
-}
-
-impl SharedLimit {
-    /// A limit of `burst` requests regained evenly over `window`.
-    pub(crate) fn new(burst: u32, window: Duration) -> Self {
-        let interval = window / burst.max(1);
-        Self {
-            script: redis::Script::new(GCRA),
-            interval_us: u64::try_from(interval.as_micros())
-                .unwrap_or(u64::MAX)
-                .max(1),
-            burst,
-            warnings: Warnings::default(),
+/// Exchanges `limits`' counts with the store every [`EVERY`], for as long as
+/// the process runs. Counts the store could not take are dropped: every
+/// instance still counts them itself.
+pub(crate) async fn share(shared: Arc<Shared>, limits: Arc<LocalLimits>) {
+    let warnings = Warnings::default();
+    let mut ticks = tokio::time::interval(EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut rounds = 0u32;
+    loop {
+        ticks.tick().await;
+        rounds = rounds.wrapping_add(1);
+        if rounds.is_multiple_of(FORGET_EVERY) {
+            limits.forget_idle();
+        }
+        let restate = rounds.is_multiple_of(RESTATE_EVERY) || shared.reconnected();
+        let spent = limits.take_spent(restate);
+        if spent.is_empty() {
+            continue;
+        }
+        match exchange(&shared, &spent, limits.interval_us()).await {
+            Ok(aheads) => {
+                for (spent, ahead) in spent.iter().zip(aheads) {
+                    limits.raise(spent.client, ahead);
+                }
+            }
+            Err(error) => {
+                warnings.warn("rate limits are counted by each instance alone", &error);
+            }
         }
     }
+}
 
-    /// Spends one request of `client`: `Ok(None)` when allowed, `Ok(Some(wait))`
-    /// when not; `Err` when Redis did not answer (logged here, once a minute), so
-    /// that the caller falls back to its own limiter.
-    pub(crate) async fn check(
-        &self,
-        shared: &Shared,
-        client: IpAddr,
-    ) -> Result<Option<Duration>, Unreachable> {
-        let key = shared.key("rate", &client.to_string());
-        let wait: u64 = shared
-            .invoke(self.script.key(key).arg(self.interval_us).arg(self.burst))
-            .await
-            .inspect_err(|error| {
-                self.warnings
-                    .warn("rate limits fall back to this instance's own counts", error)
-            })?;
-        Ok((wait > 0).then(|| Duration::from_micros(wait)))
+/// One exchange: the spent counts in, the shared TATs out.
+async fn exchange(
+    shared: &Shared,
+    spent: &[Spent],
+    interval: u64,
+) -> Result<Vec<u64>, super::Unreachable> {
+    let mut invocation = shared.scripts.limit.prepare_invoke();
+    invocation.arg(interval);
+    for one in spent {
+        invocation
+            .key(shared.key("rate", &one.client.to_string()))
+            .arg(one.count)
+            .arg(one.ahead_before);
     }
+    let aheads: Vec<i64> = shared
+        .call(|mut connection| async move { invocation.invoke_async(&mut connection).await })
+        .await?;
+    Ok(aheads
+        .into_iter()
+        .map(|ahead| u64::try_from(ahead).unwrap_or(0))
+        .collect())
 }

@@ -1,42 +1,55 @@
 //! What every instance must share, through an optional Redis (`REDIS_URL`): rate
 //! limits ([`limit`]) and revoked token chains ([`revocation`]). Never sessions —
-//! a token still carries everything needed to serve it, so an instance without
-//! Redis, or whose Redis is down, keeps serving (see each part for how).
+//! a token still carries everything needed to serve it.
 //!
-//! Every call is bounded by `REDIS_TIMEOUT_MS`; the connection manager reconnects
-//! by itself, and a failure is logged at most once a minute per kind of use. After
-//! a failure, calls are not even tried for [`RETRY_AFTER`] ([`Breaker`]): while
-//! Redis is down, requests go straight to the fallback instead of each waiting out
-//! the timeout.
+//! **No request waits for Redis.** Rate limits are decided by each instance and
+//! exchanged in the background every [`limit::EVERY`]; revocations are pushed to
+//! every instance (Redis pub/sub) and answered from memory. Only `disconnect`
+//! itself talks to Redis on its way, to record and publish its revocation.
+//!
+//! The connection is made at start, with a budget of its own
+//! (`REDIS_CONNECT_TIMEOUT_MS`, enough for TCP, TLS and a login across an ocean),
+//! and the scripts are loaded on every new connection. Any failed or late call
+//! drops the connection, and the next call makes a new one: a store that flaps
+//! is used again as soon as it answers, whatever the failure was.
 
 pub(crate) mod limit;
 pub(crate) mod revocation;
 
-use std::net::IpAddr;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::AsyncConnectionConfig;
+use redis::aio::MultiplexedConnection;
 
 use crate::config::Config;
-use crate::error::AppError;
-use crate::token::Chain;
+use crate::middleware::rate_limit::LocalLimits;
 
 /// How often a Redis failure is logged, per kind of use.
 const WARN_EVERY_SECS: i64 = 60;
 
-/// How long after a failure Redis is left alone before it is tried again.
-pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(1);
-
-/// A connection to the shared Redis, the prefix of querygate's keys, and what is
-/// kept there.
+/// The shared store: how to reach it, the prefix of querygate's keys, and what
+/// this instance knows of it.
 pub struct Shared {
-    redis: ConnectionManager,
+    client: redis::Client,
     prefix: String,
+    /// One command (`REDIS_TIMEOUT_MS`).
     timeout: Duration,
-    revocations: revocation::Revocations,
-    limit: Option<limit::SharedLimit>,
-    breaker: Breaker,
+    /// One connection: TCP, TLS, login (`REDIS_CONNECT_TIMEOUT_MS`).
+    connect_timeout: Duration,
+    /// The connection in use, dropped after any failure.
+    connection: tokio::sync::Mutex<Option<MultiplexedConnection>>,
+    /// A new connection was made since [`Shared::reconnected`] last looked.
+    fresh_connection: std::sync::atomic::AtomicBool,
+    pub(crate) revocations: revocation::Revocations,
+    scripts: Scripts,
+}
+
+/// The Lua scripts, loaded on every new connection.
+struct Scripts {
+    limit: redis::Script,
+    revoke: redis::Script,
 }
 
 impl std::fmt::Debug for Shared {
@@ -54,8 +67,8 @@ impl std::fmt::Debug for Shared {
 pub struct BadRedisUrl(String);
 
 impl Shared {
-    /// The shared store `config` names, if any. It connects lazily: a Redis that
-    /// is down at start is reached once it is up.
+    /// The shared store `config` names, if any. Nothing is connected yet: see
+    /// [`Shared::start`].
     pub fn from_config(config: &Config) -> Result<Option<Self>, BadRedisUrl> {
         let Some(url) = config.redis_url() else {
             return Ok(None);
@@ -63,50 +76,37 @@ impl Shared {
         // The error's text can quote the URL; only its kind is kept.
         let client = redis::Client::open(url.expose())
             .map_err(|error| BadRedisUrl(format!("{:?}", error.kind())))?;
-        let timeout = Duration::from_millis(config.redis_timeout_ms);
-        let manager = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(2));
-        let redis = ConnectionManager::new_lazy_with_config(client, manager)
-            .map_err(|error| BadRedisUrl(format!("{:?}", error.kind())))?;
-        let limit = (config.rate_limit_max_requests > 0).then(|| {
-            limit::SharedLimit::new(
-                config.rate_limit_max_requests,
-                Duration::from_millis(config.rate_limit_window_ms),
-            )
-        });
         Ok(Some(Self {
-            redis,
+            client,
             prefix: config.redis_key_prefix.clone(),
-            timeout,
+            timeout: Duration::from_millis(config.redis_timeout_ms),
+            connect_timeout: Duration::from_millis(config.redis_connect_timeout_ms),
+            connection: tokio::sync::Mutex::new(None),
+            fresh_connection: std::sync::atomic::AtomicBool::new(false),
             revocations: revocation::Revocations::new(
-                Duration::from_millis(config.revocation_cache_ms),
                 config.revocation_fail_mode,
+                Duration::from_secs(config.token_max_lifetime),
+                Duration::from_millis(config.redis_connect_timeout_ms),
             ),
-            limit,
-            breaker: Breaker::new(Instant::now()),
+            scripts: Scripts {
+                limit: redis::Script::new(limit::SCRIPT),
+                revoke: redis::Script::new(revocation::SCRIPT),
+            },
         }))
     }
 
-    /// Refuses a token of a revoked chain (see [`revocation`]).
-    pub(crate) async fn check_revoked(&self, chain: &Chain) -> Result<(), AppError> {
-        self.revocations.check(self, chain).await
-    }
-
-    /// Revokes `chain` until `until`, its last possible expiry (Unix seconds).
-    pub async fn revoke(&self, chain: &Chain, until: i64) -> Result<(), AppError> {
-        self.revocations.revoke(self, chain, until).await
-    }
-
-    /// Spends one request of `client` from the shared limit: `Some(wait)` when
-    /// refused, `None` when allowed; `Err` when there is no shared limit or Redis
-    /// did not answer, so that the caller counts on its own.
-    pub(crate) async fn spend(&self, client: IpAddr) -> Result<Option<Duration>, Unreachable> {
-        match &self.limit {
-            Some(limit) => limit.check(self, client).await,
-            None => Err(Unreachable("no shared limit".to_owned())),
+    /// Starts the background work: the connection and its scripts at once, the
+    /// revocations followed as they are published, and — with `limits` — the
+    /// exchange of rate limits.
+    pub(crate) fn start(self: &Arc<Self>, limits: Option<Arc<LocalLimits>>) {
+        let shared = Arc::clone(self);
+        tokio::spawn(async move {
+            // Eager: the first request after a start must not pay for it.
+            let _ = shared.connection().await;
+        });
+        tokio::spawn(revocation::follow(Arc::clone(self)));
+        if let Some(limits) = limits {
+            tokio::spawn(limit::share(Arc::clone(self), limits));
         }
     }
 
@@ -115,71 +115,62 @@ impl Shared {
         format!("{}{space}:{id}", self.prefix)
     }
 
-    /// Runs `command`, bounded by the timeout (including reconnecting).
-    async fn query<T: redis::FromRedisValue>(
-        &self,
-        command: &redis::Cmd,
-    ) -> Result<T, Unreachable> {
-        let mut redis = self.redis.clone();
-        self.guarded(command.query_async(&mut redis)).await
+    /// The channel revocations are published on.
+    fn channel(&self) -> String {
+        format!("{}revocations", self.prefix)
     }
 
-    /// Runs `script`, bounded by the timeout (including reconnecting).
-    async fn invoke<T: redis::FromRedisValue>(
-        &self,
-        script: &redis::ScriptInvocation<'_>,
-    ) -> Result<T, Unreachable> {
-        let mut redis = self.redis.clone();
-        self.guarded(script.invoke_async(&mut redis)).await
-    }
-
-    /// Runs `call` within the timeout, unless Redis failed within the last
-    /// [`RETRY_AFTER`]; a failure opens the breaker.
-    async fn guarded<T>(
-        &self,
-        call: impl std::future::Future<Output = redis::RedisResult<T>>,
-    ) -> Result<T, Unreachable> {
-        if !self.breaker.allows(Instant::now()) {
-            return Err(Unreachable("failed less than a second ago".to_owned()));
+    /// The connection in use, or a new one (within the connect budget, scripts
+    /// loaded).
+    async fn connection(&self) -> Result<MultiplexedConnection, Unreachable> {
+        let mut slot = self.connection.lock().await;
+        if let Some(connection) = slot.as_ref() {
+            return Ok(connection.clone());
         }
-        let outcome = match tokio::time::timeout(self.timeout, call).await {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(Some(self.timeout));
+        let connect = async {
+            let mut connection = self
+                .client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?;
+            for script in [&self.scripts.limit, &self.scripts.revoke] {
+                script.prepare_invoke().load_async(&mut connection).await?;
+            }
+            Ok::<_, redis::RedisError>(connection)
+        };
+        let budget = self.connect_timeout + self.timeout * 2;
+        let connection = tokio::time::timeout(budget, connect)
+            .await
+            .map_err(|_| Unreachable("connecting timed out".to_owned()))?
+            .map_err(|error| Unreachable(format!("connecting: {:?}", error.kind())))?;
+        *slot = Some(connection.clone());
+        self.fresh_connection.store(true, Ordering::Relaxed);
+        Ok(connection)
+    }
+
+    /// Whether a new connection was made since the last time this was asked:
+    /// the store may have restarted and forgotten.
+    fn reconnected(&self) -> bool {
+        self.fresh_connection.swap(false, Ordering::Relaxed)
+    }
+
+    /// Runs `call` on the connection within the timeout; a failure drops the
+    /// connection so that the next call makes a new one.
+    async fn call<T, F, Fut>(&self, call: F) -> Result<T, Unreachable>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let connection = self.connection().await?;
+        let failure = match tokio::time::timeout(self.timeout, call(connection)).await {
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(error)) => Unreachable(format!("{:?}", error.kind())),
             Err(_) => Unreachable("timed out".to_owned()),
         };
-        self.breaker.failed(Instant::now());
-        Err(outcome)
-    }
-}
-
-/// Leaves Redis alone for [`RETRY_AFTER`] after a failure.
-#[derive(Debug)]
-struct Breaker {
-    /// The time everything is measured from.
-    start: Instant,
-    /// Milliseconds after `start` before which no call is tried.
-    closed_until: AtomicU64,
-}
-
-impl Breaker {
-    fn new(start: Instant) -> Self {
-        Self {
-            start,
-            closed_until: AtomicU64::new(0),
-        }
-    }
-
-    fn millis(&self, at: Instant) -> u64 {
-        u64::try_from(at.saturating_duration_since(self.start).as_millis()).unwrap_or(u64::MAX)
-    }
-
-    fn allows(&self, now: Instant) -> bool {
-        self.millis(now) >= self.closed_until.load(Ordering::Relaxed)
-    }
-
-    fn failed(&self, now: Instant) {
-        let until = self.millis(now + RETRY_AFTER);
-        self.closed_until.fetch_max(until, Ordering::Relaxed);
+        *self.connection.lock().await = None;
+        Err(failure)
     }
 }
 
@@ -205,26 +196,5 @@ impl Warnings {
         {
             tracing::warn!(failure = %error.0, "Redis is unreachable: {what} (logged at most once a minute)");
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn after_a_failure_redis_is_left_alone_for_a_second() {
-        let start = Instant::now();
-        let breaker = Breaker::new(start);
-        assert!(breaker.allows(start));
-        breaker.failed(start + Duration::from_millis(10));
-        assert!(!breaker.allows(start + Duration::from_millis(10)));
-        assert!(!breaker.allows(start + Duration::from_millis(1009)));
-        assert!(breaker.allows(start + Duration::from_millis(1010)));
-        // A later failure extends the pause; an earlier report cannot shorten it.
-        breaker.failed(start + Duration::from_millis(1500));
-        breaker.failed(start + Duration::from_millis(100));
-        assert!(!breaker.allows(start + Duration::from_millis(2400)));
-        assert!(breaker.allows(start + Duration::from_millis(2500)));
     }
 }

@@ -61,7 +61,7 @@ impl TokenGate {
     async fn accept(&self, token: &str) -> Result<Arc<Verified>, AppError> {
         let verified = self.tokens.verify(token)?;
         if let Some(shared) = &self.shared {
-            shared.check_revoked(&verified.claims.chain()).await?;
+            shared.revocations.check(&verified.claims.chain())?;
         }
         Ok(verified)
     }

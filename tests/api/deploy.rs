@@ -74,6 +74,52 @@ fn the_render_blueprint_spans_regions_and_shares_keys_through_one_group() {
 }
 
 #[test]
+fn every_region_of_the_blueprint_shares_one_store() {
+    let blueprint: Value = serde_norway::from_str(&read("render.yaml")).expect("valid YAML");
+    let services = blueprint["services"].as_sequence().expect("services");
+    let stores: Vec<&Value> = services
+        .iter()
+        .filter(|service| str_of(service, "type") == Some("keyvalue"))
+        .collect();
+    assert_eq!(stores.len(), 1, "one store for every region");
+    let store = stores[0];
+    let store_name = str_of(store, "name").expect("store name");
+    let store_region = str_of(store, "region").expect("store region");
+    assert_eq!(str_of(store, "maxmemoryPolicy"), Some("noeviction"));
+    for service in services
+        .iter()
+        .filter(|service| str_of(service, "type") == Some("web"))
+    {
+        let name = str_of(service, "name").unwrap_or("?");
+        let vars = service["envVars"].as_sequence().expect("envVars");
+        let redis = vars
+            .iter()
+            .find(|var| str_of(var, "key") == Some("REDIS_URL"))
+            .unwrap_or_else(|| panic!("{name} has no REDIS_URL"));
+        if str_of(service, "region") == Some(store_region) {
+            // The private URL, from the store itself.
+            assert_eq!(
+                str_of(&redis["fromService"], "name"),
+                Some(store_name),
+                "{name}"
+            );
+            assert_eq!(
+                str_of(&redis["fromService"], "property"),
+                Some("connectionString"),
+                "{name}"
+            );
+        } else {
+            // The external URL, which no blueprint property gives: asked for.
+            assert_eq!(redis["sync"].as_bool(), Some(false), "{name}");
+        }
+    }
+    // The store lets the other regions in (external access needs TLS and the
+    // password).
+    let allowed = store["ipAllowList"].as_sequence().expect("ipAllowList");
+    assert!(!allowed.is_empty(), "no other region could reach the store");
+}
+
+#[test]
 fn the_toolchain_is_pinned_to_one_release() {
     let toolchain = read("rust-toolchain.toml");
     let channel = toolchain

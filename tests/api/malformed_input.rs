@@ -231,9 +231,13 @@ async fn rate_limit_answers_429_with_retry_after() {
     })
     .await;
     for _ in 0..2 {
-        assert_eq!(app.get("/api/health", None).await.status(), 200);
+        assert_eq!(app.get("/api/database/status", None).await.status(), 200);
     }
-    let response = app.get("/api/health", None).await;
+    let response = app.get("/api/database/status", None).await;
+    // Health and readiness are never limited: a load balancer must see the truth.
+    for path in ["/api/health", "/health", "/api/ready"] {
+        assert_eq!(app.get(path, None).await.status(), 200, "{path}");
+    }
     let retry_after: u64 = response.headers()["retry-after"]
         .to_str()
         .expect("ascii")

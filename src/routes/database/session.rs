@@ -133,6 +133,14 @@ pub(crate) struct DisconnectAnswer {
     /// Until when (the chain's last possible expiry), when revoked.
     #[serde(skip_serializing_if = "Option::is_none")]
     revoked_until: Option<String>,
+    /// Where the revocation is known: `store` (recorded in Redis, where every
+    /// instance reads it when it subscribes) or `instance` (this one alone: no
+    /// `REDIS_URL`, so nothing is revoked).
+    revoked_in: &'static str,
+    /// Instances that heard the revocation at once (subscribed now, this one
+    /// included); the others read it from the store when they subscribe again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    instances_notified: Option<u64>,
 }
 
 #[tracing::instrument(skip_all)]
@@ -141,15 +149,16 @@ pub(super) async fn disconnect(
     Bearer(verified): Bearer,
 ) -> AppResult<Json<DisconnectAnswer>> {
     // Revoked first: a disconnect that cannot revoke says so and changes nothing.
-    let revoked_until = match &state.shared {
+    let (revoked_until, instances_notified) = match &state.shared {
         Some(shared) => {
             let chain = verified.claims.chain();
             let until = state.tokens.chain_end(&chain);
-            shared.revoke(&chain, until).await?;
-            chrono::DateTime::from_timestamp(until, 0)
-                .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            let heard = crate::shared::revocation::revoke(shared, &chain, until).await?;
+            let until = chrono::DateTime::from_timestamp(until, 0)
+                .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+            (until, Some(heard))
         }
-        None => None,
+        None => (None, None),
     };
     let pool_closed = state.db.disconnect(&verified.params).await;
     let (revoked, message) = match state.shared {
@@ -168,5 +177,7 @@ pub(super) async fn disconnect(
         pool_closed,
         revoked,
         revoked_until,
+        revoked_in: if revoked { "store" } else { "instance" },
+        instances_notified,
     }))
 }
