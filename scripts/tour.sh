@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Runs docs/tour.md word for word against a fresh querygate.
 #
-#   bash scripts/tour.sh [path/to/querygate]     (default target/debug/querygate)
+#   bash scripts/tour.sh [path/to/querygate]
+#
+# Without an argument it runs the binary the last build made: the newer of
+# target/release/querygate (the README's `cargo run --release`) and
+# target/debug/querygate (`cargo build`, `cargo test`).
 #
 # Starts the binary in development mode with an empty environment, a temporary
 # SQLITE_DIR and keys folder, on 127.0.0.1:8080 when that port is free (else on a free
@@ -19,9 +23,18 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 doc="$root/docs/tour.md"
-bin=${1:-target/debug/querygate}
-case "$bin" in /*) ;; *) bin="$PWD/$bin" ;; esac
-[ -x "$bin" ] || { echo "tour: no executable at $bin" >&2; exit 2; }
+if [ $# -ge 1 ]; then
+  bin=$1
+  case "$bin" in /*) ;; *) bin="$PWD/$bin" ;; esac
+else
+  release="$root/target/release/querygate" debug="$root/target/debug/querygate"
+  if [ -x "$release" ] && { [ ! -x "$debug" ] || [ "$release" -nt "$debug" ]; }; then
+    bin=$release
+  else
+    bin=$debug
+  fi
+fi
+[ -x "$bin" ] || { echo "tour: no executable at $bin (build one: cargo build, or cargo run --release)" >&2; exit 2; }
 [ -f "$doc" ] || { echo "tour: $doc is missing" >&2; exit 2; }
 tour_timeout=${TOUR_TIMEOUT:-300}
 

@@ -138,14 +138,26 @@ pub struct Config {
     /// database is created here on start.
     #[arg(long, env = "SQLITE_DIR", default_value = "data")]
     pub sqlite_dir: PathBuf,
-    /// Upper bound on rows returned by one query.
+    /// Upper bound on rows of one JSON answer (`maxRows` above it is lowered to
+    /// it, and the answer's `x-row-limit-lowered-from` header says so); 1,000
+    /// when the request does not say.
     #[arg(long, env = "MAX_ROWS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_rows: u64,
-    /// Upper bound on the size of one result's rows as written (JSON, CSV or
-    /// NDJSON), in bytes; rows past it are left out and the result is marked
-    /// truncated.
+    /// Upper bound on the size of one JSON answer's rows as written, in bytes;
+    /// rows past it are left out and the result is marked truncated.
     #[arg(long, env = "MAX_RESULT_BYTES", default_value_t = 64 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..))]
     pub max_result_bytes: u64,
+    /// Upper bound on rows of one CSV or NDJSON export (`Accept: text/csv` or
+    /// `application/x-ndjson`), which streams with flat memory; never below
+    /// `MAX_ROWS`. An export whose request does not say `maxRows` gets every row
+    /// up to it.
+    #[arg(long, env = "MAX_EXPORT_ROWS", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
+    pub max_export_rows: u64,
+    /// Upper bound on the size of one CSV or NDJSON export as written, in bytes;
+    /// never below `MAX_RESULT_BYTES`. Rows past it are left out and the export
+    /// says it was truncated.
+    #[arg(long, env = "MAX_EXPORT_BYTES", default_value_t = 1024 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..))]
+    pub max_export_bytes: u64,
     /// Upper bound on one row as the database sends it, in bytes: a larger row is
     /// refused before it is read into memory (`sql_error`), so that one value
     /// cannot take the instance's memory.

@@ -37,6 +37,10 @@ use tower::ServiceExt;
 use crate::db::Databases;
 use crate::lifecycle::Lifecycle;
 
+mod flushes;
+
+pub(crate) use flushes::Flushes;
+
 /// Limits of the HTTP server.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ServeLimits {
@@ -101,7 +105,9 @@ pub(crate) async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let service = router.clone().map_request(with_peer(peer));
+        let flushes = Flushes::default();
+        let service = router.clone().map_request(with_peer(peer, flushes.clone()));
+        let stream = flushes::Counted::new(stream, flushes);
         let connection = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
             .into_owned();
@@ -200,12 +206,17 @@ impl Drop for ClientPlace {
     }
 }
 
-/// Tags each request with the connection's peer address (the rate limiter's key).
+/// Tags each request with the connection's peer address (the rate limiter's key)
+/// and its [`Flushes`] (a streamed answer that fails waits for one before it
+/// aborts).
 fn with_peer<B>(
     peer: SocketAddr,
+    flushes: Flushes,
 ) -> impl Fn(axum::http::Request<B>) -> axum::http::Request<B> + Clone {
     move |mut request| {
-        request.extensions_mut().insert(ConnectInfo(peer));
+        let extensions = request.extensions_mut();
+        extensions.insert(ConnectInfo(peer));
+        extensions.insert(flushes.clone());
         request
     }
 }

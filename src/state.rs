@@ -185,9 +185,11 @@ fn exec_limits(config: &Config, settings: &DbSettings, ring: &keys::KeyRing) -> 
     ExecLimits {
         default_max_rows: DEFAULT_MAX_ROWS,
         max_rows: config.max_rows,
+        max_export_rows: config.max_export_rows,
         statement_timeout: settings.statement_timeout,
         max_row_bytes: settings.max_row_bytes,
         max_result_bytes: usize::try_from(config.max_result_bytes).unwrap_or(usize::MAX),
+        max_export_bytes: usize::try_from(config.max_export_bytes).unwrap_or(usize::MAX),
         slow_statement: Duration::from_millis(config.slow_statement_ms),
         fingerprint_key: crate::db::execute::FingerprintKey(
             ring.active()

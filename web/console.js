@@ -10,6 +10,7 @@
 // credentials: 'omit').
 
 const STORE_KEY = 'querygate.session';
+const EDITOR_KEY = 'querygate.editor';
 const TICK_MS = 1000;
 const REFRESH_RETRY_MS = 15_000;
 
@@ -46,10 +47,43 @@ async function request(method, path, { body, token } = {}) {
       code: 'network_error',
     });
   }
-  const data = await res.json().catch(() => null);
+  const { text, cut } = await readBody(res);
+  let data = null;
+  try {
+    data = JSON.parse(text);
+  } catch {
+    // Not JSON, or a transfer cut before the end of its document.
+  }
+  if (cut && !data?.error) {
+    throw new ApiError(0, { error: 'The answer was cut off before its end (the connection failed).', code: 'transfer_failed' });
+  }
   if (!res.ok || !data || data.success === false) throw new ApiError(res.status, data);
   // X-Served-By names the instance; cross-origin it is readable only when exposed by CORS.
   return { data, servedBy: res.headers.get('X-Served-By') };
+}
+
+/**
+ * A body as text, and whether its transfer was cut. A large result is streamed; when it
+ * fails after its first rows the server writes the error in the closing part and then
+ * aborts the transfer, so what arrived before the cut is still the whole document.
+ */
+async function readBody(res) {
+  if (!res.body) return { text: '', cut: false };
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  const parts = [];
+  let cut = false;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      parts.push(decoder.decode(value, { stream: true }));
+    }
+  } catch {
+    cut = true;
+  }
+  parts.push(decoder.decode());
+  return { text: parts.join(''), cut };
 }
 
 // ---- the session (token + what connect/refresh said about it) ----
@@ -273,7 +307,8 @@ function filterSchema() {
 
 // ---- run SQL and show the grid ----
 
-let lastResult = null;
+// The statement whose rows the grid shows: "Download CSV" runs it again for every row.
+let lastStatement = null;
 
 // Engine type names that hold numbers (PostgreSQL, MySQL/MariaDB, SQLite storage classes).
 const NUMERIC_TYPE = /^(int[248]?|integer|smallint|mediumint|tinyint|bigint|oid|serial\d?|bigserial|numeric|decimal|money|real|float[48]?|double( precision)?|year)\b/i;
@@ -303,6 +338,7 @@ async function runSql() {
   try {
     // Arrays keep duplicate column names; bigintAsString keeps 64-bit integers exact.
     const { data, servedBy } = await authed('POST', '/api/database/execute?format=arrays', body);
+    lastStatement = { sql: body.sql, params: body.params };
     renderResult(data, servedBy);
   } finally {
     $('result').removeAttribute('aria-busy');
@@ -310,7 +346,7 @@ async function runSql() {
 }
 
 function renderResult(res, servedBy) {
-  lastResult = res;
+  $('csv-note').textContent = '';
   const numeric = res.columns.map((_, i) => NUMERIC_TYPE.test(res.columnTypes[i]?.type ?? '')
     || res.rows.some((r) => typeof r[i] === 'number'));
   const head = el('tr', {}, ...res.columns.map((name, i) => el('th', {
@@ -319,6 +355,11 @@ function renderResult(res, servedBy) {
   const rows = res.rows.map((r) => el('tr', {}, ...r.map((v, i) => (v === null
     ? el('td', { className: 'null' }, 'NULL')
     : el('td', { className: numeric[i] ? 'num' : '' }, display(v))))));
+  if (rows.length === 0) {
+    // An empty result still names its columns; the grid says there is nothing under them.
+    const text = res.columns.length ? 'No rows.' : 'The statement returned no rows and no columns.';
+    rows.push(el('tr', {}, el('td', { className: 'empty', colSpan: Math.max(1, res.columns.length) }, text)));
+  }
   $('grid').replaceChildren(el('thead', {}, head), el('tbody', {}, ...rows));
   const parts = [`${res.rowCount} ${res.rowCount === 1 ? 'row' : 'rows'}`, `${res.elapsedMs} ms`];
   if (res.truncated) parts.push('truncated: more rows exist than were returned');
@@ -334,29 +375,83 @@ function renderResult(res, servedBy) {
 const display = (v) => (typeof v === 'object' ? JSON.stringify(v) : String(v));
 
 /**
- * RFC 4180 CSV of the grid as shown (NULL as an empty field, like the server's CSV).
- * Text that a spreadsheet would read as a formula (=, +, -, @, tab, CR first) gets a
- * leading ' like the server's `text/csv` (OWASP's CSV-injection rule); numbers, and text that
- * is a plain number such as a 64-bit integer sent as a string, stay numbers.
+ * Saves the whole result of the grid's statement as CSV, as the server writes it: every
+ * row up to the server's export cap (not only the rows on screen), text a spreadsheet
+ * would run as a formula neutralised. A result cut by a cap ends with a
+ * `#querygate-truncated` record, which the note repeats; a result that fails part way
+ * saves nothing.
  */
-function toCsv(res) {
-  const field = (v) => {
-    if (v === null) return '';
-    let s = display(v);
-    if (typeof v === 'string' && /^[=+\-@\t\r]/.test(s) && !/^[+-]\d+(\.\d*)?$/.test(s)) s = `'${s}`;
-    return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
-  };
-  return [res.columns, ...res.rows].map((r) => r.map(field).join(',')).join('\n') + '\n';
-}
-
-function downloadCsv() {
-  if (!lastResult) return;
-  const url = URL.createObjectURL(new Blob([toCsv(lastResult)], { type: 'text/csv' }));
+async function downloadCsv() {
+  if (!lastStatement) return;
+  const session = loadSession();
+  if (!session) return;
+  $('csv-note').textContent = 'Running the statement again for every row…';
+  let res;
+  try {
+    res = await fetch(`${API_BASE}/api/database/execute`, {
+      method: 'POST',
+      headers: { Accept: 'text/csv', 'Content-Type': 'application/json', Authorization: `Bearer ${session.token}` },
+      credentials: 'omit',
+      cache: 'no-store',
+      body: JSON.stringify(lastStatement),
+    });
+  } catch {
+    $('csv-note').textContent = '';
+    throw new ApiError(0, { error: 'The API could not be reached for the download.', code: 'network_error' });
+  }
+  const { text, cut } = await readBody(res);
+  $('csv-note').textContent = '';
+  if (!res.ok) {
+    let body = null;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      // Not the server's JSON error.
+    }
+    const err = new ApiError(res.status, body);
+    if (err.status === 401) showConnect(err);
+    throw err;
+  }
+  const lines = text.trimEnd().split('\n');
+  const last = lines[lines.length - 1] ?? '';
+  if (cut) {
+    const failure = last.startsWith('#querygate-error,') ? last.split(',').slice(2).join(',') : '';
+    throw new ApiError(0, {
+      error: `The download failed part way, so nothing was saved. ${failure}`.trim(),
+      code: last.split(',')[1] || 'transfer_failed',
+    });
+  }
+  const url = URL.createObjectURL(new Blob([text], { type: 'text/csv' }));
   const a = el('a', { href: url, download: 'querygate-result.csv' });
   document.body.append(a);
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  const count = res.headers.get('x-row-count');
+  const parts = [`Saved querygate-result.csv${count === null ? '' : ` with ${count} ${count === '1' ? 'row' : 'rows'}`}`];
+  if (last.startsWith('#querygate-truncated,')) {
+    parts.push(`only the first ${last.split(',')[1]} rows: the server's export limit cut it (its last line says so)`);
+  }
+  $('csv-note').textContent = `${parts.join('; ')}.`;
+}
+
+// ---- the editor survives a reload (this tab only, like the token) ----
+
+function saveEditor() {
+  const editor = { sql: $('sql').value, params: $('params').value, maxRows: $('max-rows').value };
+  sessionStorage.setItem(EDITOR_KEY, JSON.stringify(editor));
+}
+
+function restoreEditor() {
+  try {
+    const editor = JSON.parse(sessionStorage.getItem(EDITOR_KEY));
+    if (!editor) return;
+    $('sql').value = String(editor.sql ?? '');
+    $('params').value = String(editor.params ?? '');
+    $('max-rows').value = String(editor.maxRows ?? '');
+  } catch {
+    // Nothing kept, or not ours: start empty.
+  }
 }
 
 // ---- questions in plain language ----
@@ -369,6 +464,7 @@ async function ask() {
     const { data } = await authed('POST', '/api/generate-sql', { userQuery, execute: false });
     // Shown, not run: the person reads the statement before running it.
     $('sql').value = data.sql;
+    saveEditor();
     $('sql').focus();
     $('ask-note').textContent = `SQL written by ${data.model}${data.retried ? ' (second try)' : ''}. Check it, then run it.`;
   } catch (e) {
@@ -405,7 +501,9 @@ function init() {
     }
   });
   $('schema-filter').addEventListener('input', filterSchema);
-  $('csv').addEventListener('click', downloadCsv);
+  $('csv').addEventListener('click', () => act('work-error', $('csv'), downloadCsv));
+  for (const id of ['sql', 'params', 'max-rows']) $(id).addEventListener('input', saveEditor);
+  restoreEditor();
   $('disconnect').addEventListener('click', async () => {
     // Best effort: the token is forgotten whatever the server answers.
     const session = loadSession();

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::{AiClient, clean, prompt};
 use crate::db::Databases;
-use crate::db::execute::ExecLimits;
+use crate::db::execute::{Delivery, ExecLimits};
 use crate::db::params::{ConnParams, Engine};
 use crate::db::rows::{self, Collected};
 use crate::db::sql_error::SqlError;
@@ -101,7 +101,8 @@ async fn check(
     target: Target<'_>,
     sql: &str,
 ) -> Result<Option<Collected>, SqlError> {
-    let request = limits.request(sql.to_owned(), Vec::new(), None, None, false);
+    let rows = limits.row_cap(Delivery::Answer, None);
+    let request = limits.request(sql.to_owned(), Vec::new(), rows, None, false);
     match target {
         Target::Plan => Ok(None),
         Target::Validate(params) => db.validate(params, &request).await.map(|()| None),

@@ -66,6 +66,29 @@ pub struct ExecRequest {
     pub bigint_as_string: bool,
 }
 
+/// How a result leaves the server, which decides its caps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// A JSON answer, which clients read whole: `MAX_ROWS`, `MAX_RESULT_BYTES`,
+    /// 1,000 rows when the request does not say.
+    Answer,
+    /// A CSV or NDJSON export, which streams with flat memory: `MAX_EXPORT_ROWS`,
+    /// `MAX_EXPORT_BYTES`, and every row up to the cap when the request does not
+    /// say.
+    Export,
+}
+
+/// The rows a request gets: what it asked for, lowered to the cap of its
+/// delivery. Said in the answer's headers (`x-row-limit`, and
+/// `x-row-limit-lowered-from` when the request asked for more).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowCap {
+    /// Rows returned at most.
+    pub rows: u64,
+    /// What the request asked for, when it asked for more than the cap.
+    pub lowered_from: Option<u64>,
+}
+
 /// The server's limits on execution, built once at start from the configuration.
 #[derive(Debug, Clone, Copy)]
 pub struct ExecLimits {
@@ -73,12 +96,18 @@ pub struct ExecLimits {
     pub default_max_rows: u64,
     /// Rows returned at most (`MAX_ROWS`).
     pub max_rows: u64,
+    /// Rows of a CSV or NDJSON export at most (`MAX_EXPORT_ROWS`, never below
+    /// `MAX_ROWS`).
+    pub max_export_rows: u64,
     /// Statement time limit at most, and by default (`STATEMENT_TIMEOUT_MS`).
     pub statement_timeout: Duration,
     /// The largest single row (`MAX_ROW_BYTES`).
     pub max_row_bytes: usize,
     /// The largest result, counted as it is written (`MAX_RESULT_BYTES`).
     pub max_result_bytes: usize,
+    /// The largest export, counted as it is written (`MAX_EXPORT_BYTES`, never
+    /// below `MAX_RESULT_BYTES`).
+    pub max_export_bytes: usize,
     /// A statement that takes longer is logged as slow (`SLOW_STATEMENT_MS`).
     pub slow_statement: Duration,
     /// The key of statement fingerprints: logs say which statements were the
@@ -99,24 +128,47 @@ impl std::fmt::Debug for FingerprintKey {
 }
 
 impl ExecLimits {
-    /// A request within these limits: `max_rows` and `timeout` above the server's
-    /// maximum are lowered to it, absent ones take the defaults.
+    /// The rows a request that asked for `asked` gets when delivered so: the
+    /// default of the delivery when it did not ask, at most its cap.
+    pub fn row_cap(&self, delivery: Delivery, asked: Option<u64>) -> RowCap {
+        let (default, cap) = match delivery {
+            Delivery::Answer => (self.default_max_rows, self.max_rows),
+            Delivery::Export => {
+                let cap = self.max_export_rows.max(self.max_rows);
+                (cap, cap)
+            }
+        };
+        RowCap {
+            rows: asked.unwrap_or(default).min(cap),
+            lowered_from: asked.filter(|&asked| asked > cap),
+        }
+    }
+
+    /// The bytes a result delivered so may take as written.
+    pub fn result_bytes(&self, delivery: Delivery) -> usize {
+        match delivery {
+            Delivery::Answer => self.max_result_bytes,
+            Delivery::Export => self.max_export_bytes.max(self.max_result_bytes),
+        }
+    }
+
+    /// A request within these limits: `rows` from [`Self::row_cap`], `timeout`
+    /// above the server's maximum lowered to it, absent the default.
     pub fn request(
         &self,
         sql: String,
         params: Vec<Value>,
-        max_rows: Option<u64>,
+        rows: RowCap,
         timeout_ms: Option<u64>,
         bigint_as_string: bool,
     ) -> ExecRequest {
-        let rows = max_rows.unwrap_or(self.default_max_rows).min(self.max_rows);
         let timeout = timeout_ms
             .map(Duration::from_millis)
             .map_or(self.statement_timeout, |t| t.min(self.statement_timeout));
         ExecRequest {
             sql,
             params,
-            max_rows: usize::try_from(rows).unwrap_or(usize::MAX),
+            max_rows: usize::try_from(rows.rows).unwrap_or(usize::MAX),
             timeout,
             bigint_as_string,
         }
@@ -191,7 +243,10 @@ pub(crate) async fn execute(
     request: ExecRequest,
     limits: &ExecLimits,
 ) -> Result<Execution, SqlError> {
-    policy::check(pool.dialect(), &request.sql)?;
+    let dialect = pool.dialect();
+    policy::check(dialect, &request.sql)?;
+    // For a hint on a failure before the first row (the request moves to the work).
+    let sql = request.sql.clone();
     let (mut sink, mut header_rx) = rows::channel(limits.decode());
     let (pool, limits) = (pool.clone(), *limits);
     let mut work = Unfinished(Some(Box::pin(async move {
@@ -224,12 +279,33 @@ pub(crate) async fn execute(
         // The work ended: its header was sent before it did.
         None => header_rx.await,
     };
-    header.unwrap_or_else(|_| {
+    let header = header.unwrap_or_else(|_| {
         Err(SqlError::refused(
             ErrorCode::SqlError,
             "the statement could not be completed",
         ))
-    })
+    });
+    header.map_err(|error| placeholder_hint(error, dialect, &sql))
+}
+
+/// A statement that failed to parse, named an unknown column or got the wrong
+/// number of parameters, and that is written with another engine's placeholders
+/// (`?` on PostgreSQL, `$1` on MySQL), gets a hint saying the engine's style.
+fn placeholder_hint(error: SqlError, dialect: sql_text::Dialect, sql: &str) -> SqlError {
+    let SqlError::Statement(mut engine) = error else {
+        return error;
+    };
+    let likely = matches!(
+        engine.code,
+        ErrorCode::SqlSyntaxError | ErrorCode::SqlColumnNotFound
+    ) || engine.message.contains("parameter(s)");
+    if let Some(hint) = sql_text::placeholder_hint(sql, dialect).filter(|_| likely) {
+        engine.hint = Some(match engine.hint.take() {
+            Some(own) => format!("{hint} {own}"),
+            None => hint.to_owned(),
+        });
+    }
+    SqlError::Statement(engine)
 }
 
 /// A statement's work, boxed so that it can move to a task of its own after

@@ -37,6 +37,7 @@ use rows::Execution;
 use sql_error::SqlError;
 use sqlite_dir::SqliteDir;
 
+pub use execute::Delivery;
 pub use pool::{DbPool, PoolEntry};
 
 /// Limits of the database layer.

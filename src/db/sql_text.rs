@@ -355,6 +355,34 @@ pub(crate) fn words(sql: &str, dialect: Dialect) -> Vec<String> {
         .collect()
 }
 
+/// A hint for a statement written with another engine's placeholders: `?` on
+/// PostgreSQL, `$1` on MySQL/MariaDB (SQLite reads both). Only placeholders
+/// outside strings, comments and quoted names count.
+pub(crate) fn placeholder_hint(sql: &str, dialect: Dialect) -> Option<&'static str> {
+    let mut tokens = Lexer::new(sql, dialect);
+    match dialect {
+        Dialect::Postgres => tokens
+            .any(|t| t.kind == Kind::Punct && text(sql, t.start, t.end) == "?")
+            .then_some(
+                "PostgreSQL numbers its placeholders: write $1, $2, … for the values of \
+                 `params`, in order (? is the style of MySQL and SQLite).",
+            ),
+        Dialect::Mysql(_) => tokens
+            .any(|t| {
+                let word = text(sql, t.start, t.end);
+                t.kind == Kind::Word
+                    && word.len() > 1
+                    && word.starts_with('$')
+                    && word[1..].bytes().all(|b| b.is_ascii_digit())
+            })
+            .then_some(
+                "MySQL and MariaDB mark each placeholder with ?: write ? for each value of \
+                 `params`, in order ($1 is PostgreSQL's style).",
+            ),
+        Dialect::Sqlite => None,
+    }
+}
+
 /// Up to `n` leading words of a statement (comments and opening parentheses
 /// skipped), upper-cased; anything else ends them.
 pub(crate) fn leading_words(statement: &str, dialect: Dialect, n: usize) -> Vec<String> {

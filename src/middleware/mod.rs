@@ -203,6 +203,8 @@ fn cors(config: &Config) -> CorsLayer {
             header::WWW_AUTHENTICATE,
             HeaderName::from_static("x-row-count"),
             HeaderName::from_static("x-truncated"),
+            HeaderName::from_static("x-row-limit"),
+            HeaderName::from_static("x-row-limit-lowered-from"),
         ])
         .max_age(Duration::from_secs(600))
 }

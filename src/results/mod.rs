@@ -4,16 +4,18 @@
 //! within them is sent whole (with `Content-Length`, byte for byte what a
 //! non-streamed answer was), and a failure within them is an ordinary error with
 //! its status. Past that the answer is committed (`200`, chunked): rows are
-//! written as they come, memory stays flat, `MAX_RESULT_BYTES` is counted on the
-//! bytes written, and a failure is reported in the closing part — `error` in the
-//! JSON and NDJSON endings, a `#querygate-error` record in CSV — never as a
-//! silently short result. A streamed CSV also carries `x-row-count` and
-//! `x-truncated` as trailers.
+//! written as they come, memory stays flat, the byte cap is counted on the bytes
+//! written. A failure after that point is written in the closing part — `error`
+//! in the JSON and NDJSON endings, a `#querygate-error` record in CSV — and then
+//! the transfer is aborted (an HTTP/1.1 body ends without its last chunk, an
+//! HTTP/2 stream is reset), so that no client, `curl -f` included, can take the
+//! result for a whole one. A result cut short by a cap says so in its body in
+//! every format (`truncated` in the JSON and NDJSON endings, a last
+//! `#querygate-truncated` record in CSV); a CSV also carries `x-row-count` and
+//! `x-truncated`, as headers when whole, as trailers when streamed.
 
 pub(crate) mod schema;
 mod writers;
-
-use std::convert::Infallible;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -27,8 +29,10 @@ use serde_json::Value;
 pub(crate) use writers::{Cells, Format, Layout};
 use writers::{Ending, RowObject, Writer};
 
+use crate::db::execute::RowCap;
 use crate::db::rows::{Collected, Column, Execution, RowEvent};
 use crate::error::AppError;
+use crate::server::Flushes;
 
 /// What is held back before an answer is committed to streaming.
 pub(crate) const BUFFER_BYTES: usize = 256 * 1024;
@@ -46,10 +50,21 @@ pub(crate) fn elapsed_ms(elapsed: std::time::Duration) -> f64 {
 /// Bytes sent per chunk once an answer streams.
 const CHUNK_BYTES: usize = 64 * 1024;
 
+/// How long a failed stream waits for its closing part to leave before it
+/// aborts anyway (a client that stopped reading).
+const FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How long the closing part of a failed stream is left to be read after it
+/// left, before the abort: a browser reports a failed transfer as soon as it
+/// sees it, and may drop what arrived just before (Chromium does, now and then,
+/// when the end follows the last bytes at once).
+const READ_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Where writing stands.
 struct Progress {
     writer: Writer,
     execution: Execution,
+    flushes: Option<Flushes>,
     max_bytes: usize,
     written: usize,
     rows: usize,
@@ -126,11 +141,20 @@ impl Progress {
 }
 
 /// The answer for `execution` in `format`, within `max_bytes` of rows.
-pub(crate) async fn respond(execution: Execution, format: Format, max_bytes: usize) -> Response {
+///
+/// `flushes` are the request's connection's (absent when the router is called
+/// without a server, in tests).
+pub(crate) async fn respond(
+    execution: Execution,
+    format: Format,
+    max_bytes: usize,
+    flushes: Option<Flushes>,
+) -> Response {
     let writer = Writer::new(format, execution.columns.clone());
     let mut progress = Progress {
         writer,
         execution,
+        flushes,
         max_bytes,
         written: 0,
         rows: 0,
@@ -169,35 +193,74 @@ fn count_headers(headers: &mut HeaderMap, rows: usize, truncated: bool) {
     );
 }
 
-fn streamed(format: Format, first: Vec<u8>, progress: Progress) -> Response {
-    let start = Some((Some(first), progress));
-    let frames = futures_util::stream::unfold(start, move |state| async move {
-        let (first, mut progress) = state?;
-        if let Some(first) = first {
-            return Some((vec![data(first)], Some((None, progress))));
-        }
-        match progress.step(CHUNK_BYTES).await {
-            Step::Bytes(bytes) => Some((vec![data(bytes)], Some((None, progress)))),
-            Step::End(mut bytes, outcome) => {
-                progress.close(&outcome, &mut bytes);
-                if let Some(error) = &outcome.error {
-                    tracing::warn!(
-                        code = error.code.as_str(),
-                        "a streamed result failed after its first rows"
-                    );
+/// Where a streamed answer stands.
+enum Stage {
+    /// The held-back opening, not sent yet.
+    First(Vec<u8>, Progress),
+    /// Rows are being sent.
+    Rows(Progress),
+    /// The result ended well: CSV's counts follow as trailers.
+    Trailers(HeaderMap),
+    /// The result failed after its closing part was written: abort the
+    /// transfer once that part has left (within [`FLUSH_WAIT`]).
+    Abort(Option<Flushes>),
+    /// Nothing more.
+    Done,
+}
+
+impl Stage {
+    /// The next frame, and what follows it.
+    async fn next(self, format: Format) -> Option<(FrameResult, Self)> {
+        match self {
+            Self::First(bytes, progress) => Some((data(bytes), Self::Rows(progress))),
+            Self::Rows(mut progress) => match progress.step(CHUNK_BYTES).await {
+                Step::Bytes(bytes) => Some((data(bytes), Self::Rows(progress))),
+                Step::End(mut bytes, outcome) => {
+                    progress.close(&outcome, &mut bytes);
+                    let next = if let Some(error) = &outcome.error {
+                        tracing::warn!(
+                            code = error.code.as_str(),
+                            "a streamed result failed after its first rows; the transfer is aborted"
+                        );
+                        Self::Abort(progress.flushes.take())
+                    } else if matches!(format, Format::Csv(_)) {
+                        let mut trailers = HeaderMap::new();
+                        count_headers(&mut trailers, progress.rows, outcome.truncated);
+                        Self::Trailers(trailers)
+                    } else {
+                        Self::Done
+                    };
+                    Some((data(bytes), next))
                 }
-                let mut frames = vec![data(bytes)];
-                if matches!(format, Format::Csv(_)) {
-                    // CSV's counts come last, as trailers.
-                    let mut trailers = HeaderMap::new();
-                    count_headers(&mut trailers, progress.rows, outcome.truncated);
-                    frames.push(Ok(Frame::trailers(trailers)));
+            },
+            Self::Trailers(trailers) => Some((Ok(Frame::trailers(trailers)), Self::Done)),
+            Self::Abort(flushes) => {
+                // The closing part is in the server's buffer by now: the abort
+                // would drop it, so wait until the connection flushed it (a
+                // request without a connection, in tests, gets one turn).
+                match flushes {
+                    Some(flushes) => {
+                        let seen = flushes.count();
+                        if tokio::time::timeout(FLUSH_WAIT, flushes.after(seen))
+                            .await
+                            .is_ok()
+                        {
+                            tokio::time::sleep(READ_GRACE).await;
+                        }
+                    }
+                    None => tokio::task::yield_now().await,
                 }
-                Some((frames, None))
+                Some((Err(Aborted), Self::Done))
             }
+            Self::Done => None,
         }
+    }
+}
+
+fn streamed(format: Format, first: Vec<u8>, progress: Progress) -> Response {
+    let frames = futures_util::stream::unfold(Stage::First(first, progress), move |stage| {
+        stage.next(format)
     });
-    let frames = futures_util::StreamExt::flat_map(frames, futures_util::stream::iter);
     let mut response = Response::new(Body::new(http_body_util::StreamBody::new(frames)));
     let headers = response.headers_mut();
     headers.insert(
@@ -215,7 +278,30 @@ fn streamed(format: Format, first: Vec<u8>, progress: Progress) -> Response {
     response
 }
 
-type FrameResult = Result<Frame<Bytes>, Infallible>;
+/// Says in an answer's headers which row cap applied: `x-row-limit` (rows
+/// returned at most) and, when the request asked for more than the server
+/// allows, `x-row-limit-lowered-from` (what it asked for).
+pub(crate) fn row_cap_headers(headers: &mut HeaderMap, cap: RowCap) {
+    headers.insert("x-row-limit", HeaderValue::from(cap.rows));
+    if let Some(asked) = cap.lowered_from {
+        headers.insert("x-row-limit-lowered-from", HeaderValue::from(asked));
+    }
+}
+
+/// The error that ends a streamed answer whose result failed after its first
+/// rows: the server then cuts the transfer, which every client reports.
+#[derive(Debug)]
+struct Aborted;
+
+impl std::fmt::Display for Aborted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the result failed after streaming began")
+    }
+}
+
+impl std::error::Error for Aborted {}
+
+type FrameResult = Result<Frame<Bytes>, Aborted>;
 
 fn data(bytes: Vec<u8>) -> FrameResult {
     Ok(Frame::data(Bytes::from(bytes)))

@@ -7,6 +7,7 @@
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::Value;
 
+use crate::db::execute::Delivery;
 use crate::db::rows::Column;
 use crate::error::AppError;
 
@@ -59,6 +60,14 @@ impl Format {
         }
     }
 
+    /// How an answer in this format leaves: JSON whole, CSV and NDJSON as exports.
+    pub(crate) fn delivery(self) -> Delivery {
+        match self {
+            Self::Json(_) => Delivery::Answer,
+            Self::Csv(_) | Self::Ndjson => Delivery::Export,
+        }
+    }
+
     /// The `Content-Type` of the answer.
     pub(crate) fn content_type(self) -> &'static str {
         match self {
@@ -68,6 +77,10 @@ impl Format {
         }
     }
 }
+
+/// The message of CSV's `#querygate-truncated` record.
+const TRUNCATED: &str = "more rows exist than this result returns: it stopped at its row limit \
+     (the x-row-limit header) or at the server's size limit for one result";
 
 /// How a result ended, written in its closing part.
 pub(super) struct Ending<'a> {
@@ -233,7 +246,8 @@ impl Writer {
 
     /// The closing part: for JSON the counts and times (and `error` when a failure
     /// cut the result short); for NDJSON the same as a last line; for CSV a last
-    /// record `#querygate-error,<code>,<message>` when it failed.
+    /// record `#querygate-error,<code>,<message>` when it failed, or
+    /// `#querygate-truncated,<rows>,<message>` when a cap cut it short.
     pub(super) fn tail(&self, ending: &Ending<'_>, out: &mut Vec<u8>) {
         match self.format {
             Format::Json(_) => {
@@ -258,6 +272,9 @@ impl Writer {
                         ]
                         .into_iter(),
                     );
+                } else if ending.truncated {
+                    let rows = ending.row_count.to_string();
+                    csv_record(out, ["#querygate-truncated", &rows, TRUNCATED].into_iter());
                 }
             }
         }

@@ -1,6 +1,7 @@
 //! `POST /api/database/execute`: one read-only statement over the token's
 //! database, its rows written as they come.
 
+use axum::Extension;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
@@ -9,10 +10,11 @@ use axum::routing::post;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::db::execute::{ExecLimits, ExecRequest};
+use crate::db::execute::{Delivery, ExecLimits, ExecRequest, RowCap};
 use crate::error::{AppError, AppResult};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::results::{self, Cells, Format, Layout};
+use crate::server::Flushes;
 use crate::state::AppState;
 use crate::token::extract::Bearer;
 
@@ -35,9 +37,13 @@ pub(crate) struct ExecuteBody {
 }
 
 impl ExecuteBody {
-    /// Checks the fields; `maxRows` and `timeoutMs` above the server maximum are
-    /// lowered to it.
-    pub(crate) fn into_request(self, limits: &ExecLimits) -> Result<ExecRequest, AppError> {
+    /// Checks the fields; `maxRows` and `timeoutMs` above the server maximum of
+    /// the delivery are lowered to it.
+    pub(crate) fn into_request(
+        self,
+        limits: &ExecLimits,
+        delivery: Delivery,
+    ) -> Result<(ExecRequest, RowCap), AppError> {
         let sql = self
             .sql
             .filter(|s| !s.trim().is_empty())
@@ -54,13 +60,15 @@ impl ExecuteBody {
                 "`timeoutMs` must be at least 1.",
             ));
         }
-        Ok(limits.request(
+        let rows = limits.row_cap(delivery, self.max_rows);
+        let request = limits.request(
             sql,
             self.params,
-            self.max_rows,
+            rows,
             self.timeout_ms,
             self.bigint_as_string,
-        ))
+        );
+        Ok((request, rows))
     }
 }
 
@@ -101,12 +109,18 @@ async fn execute(
     Bearer(verified): Bearer,
     ApiQuery(query): ApiQuery<FormatQuery>,
     headers: HeaderMap,
+    flushes: Option<Extension<Flushes>>,
     ApiJson(body): ApiJson<ExecuteBody>,
 ) -> AppResult<Response> {
     let layout = query.layout()?;
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let format = Format::from_accept(accept, layout, query.cells()?);
-    let request = body.into_request(&state.limits)?;
+    let delivery = format.delivery();
+    let (request, rows) = body.into_request(&state.limits, delivery)?;
     let execution = state.db.execute(&verified.params, request).await?;
-    Ok(results::respond(execution, format, state.limits.max_result_bytes).await)
+    let bytes = state.limits.result_bytes(delivery);
+    let flushes = flushes.map(|Extension(flushes)| flushes);
+    let mut response = results::respond(execution, format, bytes, flushes).await;
+    results::row_cap_headers(response.headers_mut(), rows);
+    Ok(response)
 }

@@ -401,3 +401,50 @@ async fn a_name_whose_next_answer_is_denied_never_reaches_the_denied_address_in_
         );
     }
 }
+
+#[tokio::test]
+async fn a_refused_host_names_its_rule_in_the_log_and_never_in_the_answer() {
+    let sqlite = tempfile::tempdir().expect("tmp");
+    let keys = tempfile::tempdir().expect("tmp");
+    let server = crate::common::process::ServerProcess::start(
+        sqlite.path(),
+        keys.path(),
+        &[
+            ("QUERYGATE_ENV", "production"),
+            ("QUERYGATE_KEYS", KEY_A),
+            ("DB_DENIED_NETWORKS", "10.0.0.0/8"),
+        ],
+    );
+    let client = reqwest::Client::new();
+    let cases = [
+        ("127.0.0.1", "127.0.0.0/8, loopback, denied in production"),
+        (
+            "169.254.169.254",
+            "the built-in denied network 169.254.0.0/16",
+        ),
+        ("10.1.2.3", "DB_DENIED_NETWORKS entry 10.0.0.0/8"),
+    ];
+    let mut answers = Vec::new();
+    for (host, _) in cases {
+        let mut body = pg_body("test");
+        body["host"] = json!(host);
+        let response = client
+            .post(server.url("/api/database/connect"))
+            .json(&body)
+            .send()
+            .await
+            .expect("connect");
+        let (status, answer) = read(response).await;
+        assert_error(status, &answer, 403, "db_host_forbidden");
+        answers.push(answer.to_string());
+    }
+    let logs = server.stop();
+    for ((host, rule), answer) in cases.iter().zip(&answers) {
+        assert!(
+            logs.contains(rule),
+            "the log names the rule refusing {host}: {logs}"
+        );
+        assert!(!answer.contains(rule), "the answer stays generic: {answer}");
+        assert!(!answer.contains("DB_"), "{answer}");
+    }
+}

@@ -168,6 +168,63 @@ async fn parameters_are_bound_not_spliced() {
 }
 
 #[tokio::test]
+async fn another_engines_placeholder_style_gets_a_hint_naming_this_ones() {
+    let app = TestApp::spawn().await;
+    for (connect, sql, params, code, style) in [
+        (
+            pg_body("test"),
+            "SELECT ? AS a",
+            json!([1]),
+            "sql_syntax_error",
+            "$1, $2",
+        ),
+        (
+            pg_body("test"),
+            "SELECT ?::int AS a",
+            json!([]),
+            "sql_syntax_error",
+            "$1, $2",
+        ),
+        (
+            mysql_body("test"),
+            "SELECT $1 AS a",
+            json!([1]),
+            "sql_column_not_found",
+            "write ? for each",
+        ),
+        (
+            mysql_body("test"),
+            "SELECT a FROM (SELECT 1 AS a) t WHERE a = $1",
+            json!([]),
+            "sql_column_not_found",
+            "write ? for each",
+        ),
+    ] {
+        let token = app.token_for(&connect).await;
+        let (status, body) = read(
+            app.execute(&token, &json!({"sql": sql, "params": params}))
+                .await,
+        )
+        .await;
+        assert_error(status, &body, 400, code);
+        let hint = body["details"]["hint"].as_str().unwrap_or_default();
+        assert!(hint.contains(style), "{sql} on {connect}: {body}");
+    }
+    // The right style, or a `?` inside a string, gets no such hint.
+    let token = app.token_for(&pg_body("test")).await;
+    let (status, body) = read(
+        app.execute(
+            &token,
+            &json!({"sql": "SELECT '?' AS a FROM nowhere_at_all"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["details"].get("hint").is_none(), "{body}");
+}
+
+#[tokio::test]
 async fn arrays_layout_keeps_duplicate_column_names() {
     let app = TestApp::spawn().await;
     let token = app.token_for(&pg_body("test")).await;

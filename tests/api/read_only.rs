@@ -214,7 +214,9 @@ async fn validate_refuses_statements_that_would_write() {
         let request = app.state.limits.request(
             sql.to_owned(),
             Vec::new(),
-            None,
+            app.state
+                .limits
+                .row_cap(querygate::db::Delivery::Answer, None),
             Some(timeout.as_millis() as u64),
             false,
         );

@@ -1,7 +1,10 @@
 //! Streamed results: past the first 256 KiB an answer is committed and written as
 //! the rows come, so its end — the counts, `truncated`, or an error that struck
 //! after the first rows — is in the closing part of the body (and, for CSV, in
-//! trailers). A client that goes away mid-stream gives the connection back.
+//! trailers). An error after the first rows also aborts the transfer, so that no
+//! client takes the result for a whole one. CSV and NDJSON exports have their own
+//! caps, and every answer says in its headers which row cap applied. A client
+//! that goes away mid-stream gives the connection back.
 
 use std::time::Duration;
 
@@ -14,15 +17,24 @@ use tower::ServiceExt;
 use crate::common::*;
 
 /// Rows of about 500 bytes, so that a thousand of them are past the held-back
-/// first 256 KiB; the row numbered `fail_at` fails with a division by zero.
+/// first 256 KiB; the row numbered 1000 fails with a division by zero.
 fn failing_at_row_1000() -> &'static str {
     "SELECT g, repeat('x', 500) AS pad, 1 / (1000 - g) AS boom FROM generate_series(1, 2000) g"
 }
 
-/// Posts `body` to execute with `accept`, returning status, headers' content type
-/// and the whole body as text.
-async fn execute_as(app: &TestApp, token: &str, body: &Value, accept: &str) -> (u16, String) {
-    let response = app
+/// What a client reading a whole answer got.
+struct Received {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    text: String,
+    /// The transfer failed before its end (the server aborted it).
+    aborted: bool,
+}
+
+/// Posts `body` to execute with `accept` and reads the answer to its end, or to
+/// the failure of its transfer.
+async fn execute_as(app: &TestApp, token: &str, body: &Value, accept: &str) -> Received {
+    let mut response = app
         .client
         .post(app.url("/api/database/execute"))
         .bearer_auth(token)
@@ -32,20 +44,44 @@ async fn execute_as(app: &TestApp, token: &str, body: &Value, accept: &str) -> (
         .await
         .expect("request");
     let status = response.status().as_u16();
-    (status, response.text().await.expect("body"))
+    let headers = response.headers().clone();
+    let mut bytes = Vec::new();
+    let aborted = loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+            Ok(None) => break false,
+            Err(_) => break true,
+        }
+    };
+    let text = String::from_utf8(bytes).expect("utf-8");
+    Received {
+        status,
+        headers,
+        text,
+        aborted,
+    }
+}
+
+fn header<'a>(received: &'a Received, name: &str) -> Option<&'a str> {
+    received.headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 #[tokio::test]
 async fn a_result_past_max_result_bytes_is_streamed_and_ends_truncated() {
-    let app = TestApp::spawn_with(|config| config.max_result_bytes = 1024 * 1024).await;
+    let app = TestApp::spawn_with(|config| {
+        config.max_result_bytes = 1024 * 1024;
+        config.max_export_bytes = 1024 * 1024;
+    })
+    .await;
     let token = app.token_for(&pg_body("test")).await;
     let body = json!({
         "sql": "SELECT g, repeat('y', 1000) AS pad FROM generate_series(1, 100000) g",
         "maxRows": 100000,
     });
 
-    let (status, text) = execute_as(&app, &token, &body, "application/json").await;
-    assert_eq!(status, 200);
+    let got = execute_as(&app, &token, &body, "application/json").await;
+    assert_eq!((got.status, got.aborted), (200, false));
+    let text = got.text;
     let answer: Value = serde_json::from_str(&text).expect("a whole JSON document");
     assert_eq!(answer["truncated"], true, "{}", &text[text.len() - 200..]);
     let rows = answer["rowCount"].as_u64().expect("rowCount");
@@ -53,9 +89,10 @@ async fn a_result_past_max_result_bytes_is_streamed_and_ends_truncated() {
     assert!((500..1100).contains(&rows), "{rows} rows of 1 kB in 1 MiB");
     assert!(text.len() <= 1024 * 1024 + 4096, "{} bytes", text.len());
 
-    let (status, text) = execute_as(&app, &token, &body, "application/x-ndjson").await;
-    assert_eq!(status, 200);
-    let lines: Vec<Value> = text
+    let got = execute_as(&app, &token, &body, "application/x-ndjson").await;
+    assert_eq!((got.status, got.aborted), (200, false));
+    let lines: Vec<Value> = got
+        .text
         .lines()
         .map(|line| serde_json::from_str(line).expect("each line is JSON"))
         .collect();
@@ -65,8 +102,8 @@ async fn a_result_past_max_result_bytes_is_streamed_and_ends_truncated() {
 }
 
 #[tokio::test]
-async fn a_streamed_csv_carries_its_counts_as_trailers() {
-    let app = TestApp::spawn_with(|config| config.max_result_bytes = 1024 * 1024).await;
+async fn a_streamed_csv_carries_its_counts_as_trailers_and_its_truncation_in_the_body() {
+    let app = TestApp::spawn_with(|config| config.max_export_bytes = 1024 * 1024).await;
     let token = app.token_for(&pg_body("test")).await;
     let request = axum::http::Request::post("/api/database/execute")
         .header("authorization", format!("Bearer {token}"))
@@ -92,38 +129,85 @@ async fn a_streamed_csv_carries_its_counts_as_trailers() {
     let collected = response.into_body().collect().await.expect("body");
     let trailers = collected.trailers().cloned().expect("trailers");
     let text = String::from_utf8(collected.to_bytes().to_vec()).expect("utf-8");
-    let records = text.lines().count() - 1;
+    let last = text.lines().last().expect("lines");
+    let records = text.lines().count() - 2;
+    assert!(
+        last.starts_with(&format!("#querygate-truncated,{records},")),
+        "the body says it was cut short: {last}"
+    );
+    assert!(last.contains("x-row-limit"), "{last}");
     assert_eq!(trailers["x-truncated"], "true");
     assert_eq!(trailers["x-row-count"], records.to_string().as_str());
 }
 
 #[tokio::test]
-async fn an_error_after_the_first_rows_ends_each_format_with_the_error_marker() {
+async fn an_error_after_the_first_rows_is_written_then_aborts_the_transfer_in_each_format() {
     let app = TestApp::spawn().await;
     let token = app.token_for(&pg_body("test")).await;
     let body = json!({ "sql": failing_at_row_1000(), "maxRows": 5000 });
 
-    let (status, text) = execute_as(&app, &token, &body, "application/json").await;
-    assert_eq!(status, 200, "committed before the failure");
-    let answer: Value = serde_json::from_str(&text).expect("still a whole JSON document");
+    let got = execute_as(&app, &token, &body, "application/json").await;
+    assert_eq!(got.status, 200, "committed before the failure");
+    assert!(got.aborted, "the transfer fails");
+    let answer: Value = serde_json::from_str(&got.text).expect("still a whole JSON document");
     assert_eq!(answer["error"]["code"], "sql_error", "{}", answer["error"]);
     assert_eq!(answer["rowCount"], 999);
     assert_eq!(answer["data"].as_array().map(Vec::len), Some(999));
     assert_eq!(answer["truncated"], false);
 
-    let (status, text) = execute_as(&app, &token, &body, "application/x-ndjson").await;
-    assert_eq!(status, 200);
-    let last: Value = serde_json::from_str(text.lines().last().expect("lines")).expect("json");
+    let got = execute_as(&app, &token, &body, "application/x-ndjson").await;
+    assert_eq!((got.status, got.aborted), (200, true));
+    let last: Value = serde_json::from_str(got.text.lines().last().expect("lines")).expect("json");
     assert_eq!(last["error"]["code"], "sql_error");
     assert_eq!(last["rowCount"], 999);
-    assert_eq!(text.lines().count(), 1 + 999 + 1);
+    assert_eq!(got.text.lines().count(), 1 + 999 + 1);
 
-    let (status, text) = execute_as(&app, &token, &body, "text/csv").await;
-    assert_eq!(status, 200);
-    let last = text.lines().last().expect("lines");
+    let got = execute_as(&app, &token, &body, "text/csv").await;
+    assert_eq!((got.status, got.aborted), (200, true));
+    let last = got.text.lines().last().expect("lines");
     assert!(last.starts_with("#querygate-error,sql_error,"), "{last}");
     assert!(last.contains("division by zero"), "{last}");
-    assert_eq!(text.lines().count(), 1 + 999 + 1);
+    assert_eq!(got.text.lines().count(), 1 + 999 + 1);
+
+    // A result that ends well is not aborted.
+    let whole =
+        json!({ "sql": "SELECT g, repeat('x', 500) AS pad FROM generate_series(1, 2000) g" });
+    let got = execute_as(&app, &token, &whole, "text/csv").await;
+    assert_eq!((got.status, got.aborted), (200, false));
+    assert_eq!(got.text.lines().count(), 1 + 2000);
+}
+
+#[tokio::test]
+async fn an_aborted_http1_body_lacks_its_last_chunk_after_the_marker() {
+    let app = TestApp::spawn().await;
+    let token = app.token_for(&pg_body("test")).await;
+    let body = json!({ "sql": failing_at_row_1000(), "maxRows": 5000 }).to_string();
+    let mut socket = tokio::net::TcpStream::connect(app.address)
+        .await
+        .expect("connect");
+    let request = format!(
+        "POST /api/database/execute HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\n\
+         accept: text/csv\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    socket.write_all(request.as_bytes()).await.expect("send");
+    let mut seen = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), socket.read_to_end(&mut seen))
+        .await
+        .expect("the server closes the connection")
+        .expect("read");
+    let text = String::from_utf8_lossy(&seen);
+    assert!(text.starts_with("HTTP/1.1 200"), "{}", &text[..100]);
+    assert!(text.contains("transfer-encoding: chunked"));
+    assert!(
+        text.contains("#querygate-error,sql_error,"),
+        "the marker arrived"
+    );
+    assert!(
+        !text.ends_with("0\r\n\r\n"),
+        "no last chunk: {:?}",
+        &text[text.len().saturating_sub(80)..]
+    );
 }
 
 #[tokio::test]
@@ -147,16 +231,100 @@ async fn mariadb_and_sqlite_report_a_late_error_the_same_way() {
     for (connect, sql) in cases {
         let token = app.token_for(&connect).await;
         let body = json!({ "sql": sql, "maxRows": 5000 });
-        let (status, text) = execute_as(&app, &token, &body, "application/json").await;
-        assert_eq!(status, 200, "{connect}: {}", &text[..text.len().min(300)]);
-        let answer: Value = serde_json::from_str(&text).expect("a whole JSON document");
-        assert_eq!(
-            answer["error"]["code"], "sql_error",
-            "{connect}: {}",
-            answer["error"]
-        );
-        assert_eq!(answer["rowCount"], 999, "{connect}");
+        for accept in ["application/json", "text/csv"] {
+            let got = execute_as(&app, &token, &body, accept).await;
+            assert_eq!(
+                (got.status, got.aborted),
+                (200, true),
+                "{connect} {accept}: {}",
+                &got.text[..got.text.len().min(300)]
+            );
+            if accept == "text/csv" {
+                let last = got.text.lines().last().expect("lines");
+                assert!(last.starts_with("#querygate-error,sql_error,"), "{last}");
+                continue;
+            }
+            let answer: Value = serde_json::from_str(&got.text).expect("a whole JSON document");
+            assert_eq!(
+                answer["error"]["code"], "sql_error",
+                "{connect}: {}",
+                answer["error"]
+            );
+            assert_eq!(answer["rowCount"], 999, "{connect}");
+        }
     }
+}
+
+#[tokio::test]
+async fn an_export_returns_every_row_it_asks_for_past_max_rows_and_headers_say_the_cap() {
+    let app = TestApp::spawn().await;
+    let token = app.token_for(&pg_body("test")).await;
+    let body = json!({
+        "sql": "SELECT g FROM generate_series(1, 100000) g",
+        "maxRows": 100000,
+    });
+
+    let got = execute_as(&app, &token, &body, "text/csv").await;
+    assert_eq!((got.status, got.aborted), (200, false));
+    assert_eq!(got.text.lines().count(), 1 + 100_000, "every row");
+    assert_eq!(got.text.lines().last(), Some("100000"));
+    assert_eq!(header(&got, "x-row-limit"), Some("100000"));
+    assert_eq!(header(&got, "x-row-limit-lowered-from"), None);
+
+    let got = execute_as(&app, &token, &body, "application/x-ndjson").await;
+    assert_eq!(got.text.lines().count(), 1 + 100_000 + 1);
+
+    // JSON answers stop at MAX_ROWS (10,000 by default), and say so.
+    let got = execute_as(&app, &token, &body, "application/json").await;
+    assert_eq!((got.status, got.aborted), (200, false));
+    let answer: Value = serde_json::from_str(&got.text).expect("json");
+    assert_eq!(answer["rowCount"], 10_000);
+    assert_eq!(answer["truncated"], true);
+    assert_eq!(header(&got, "x-row-limit"), Some("10000"));
+    assert_eq!(header(&got, "x-row-limit-lowered-from"), Some("100000"));
+
+    // Without maxRows, JSON gets 1,000 rows and an export every row.
+    let all = json!({ "sql": "SELECT g FROM generate_series(1, 100000) g" });
+    let got = execute_as(&app, &token, &all, "application/json").await;
+    assert_eq!(header(&got, "x-row-limit"), Some("1000"));
+    let got = execute_as(&app, &token, &all, "text/csv").await;
+    assert_eq!(got.text.lines().count(), 1 + 100_000);
+    assert_eq!(header(&got, "x-row-limit"), Some("1000000"));
+}
+
+#[tokio::test]
+async fn an_export_past_max_export_rows_ends_with_the_truncated_record_and_says_the_cap() {
+    let app = TestApp::spawn_with(|config| config.max_export_rows = 50_000).await;
+    let token = app.token_for(&pg_body("test")).await;
+    let asked = json!({
+        "sql": "SELECT g FROM generate_series(1, 60000) g",
+        "maxRows": 60000,
+    });
+    let got = execute_as(&app, &token, &asked, "text/csv").await;
+    assert_eq!((got.status, got.aborted), (200, false));
+    assert_eq!(header(&got, "x-row-limit"), Some("50000"));
+    assert_eq!(header(&got, "x-row-limit-lowered-from"), Some("60000"));
+    let lines: Vec<&str> = got.text.lines().collect();
+    assert_eq!(lines.len(), 1 + 50_000 + 1);
+    assert!(
+        lines[lines.len() - 1].starts_with("#querygate-truncated,50000,"),
+        "{}",
+        lines[lines.len() - 1]
+    );
+
+    // A small truncated CSV (sent whole) says it in its body too, and its headers.
+    let small = json!({ "sql": "SELECT g FROM generate_series(1, 10) g", "maxRows": 3 });
+    let got = execute_as(&app, &token, &small, "text/csv").await;
+    assert_eq!(header(&got, "x-truncated"), Some("true"));
+    assert_eq!(header(&got, "x-row-count"), Some("3"));
+    let lines: Vec<&str> = got.text.lines().collect();
+    assert_eq!(lines[..4], ["g", "1", "2", "3"]);
+    assert!(
+        lines[4].starts_with("#querygate-truncated,3,"),
+        "{}",
+        lines[4]
+    );
+    assert_eq!(lines.len(), 5);
 }
 
 /// Reads the status line and some body of a streamed answer on a raw socket, then

@@ -43,6 +43,7 @@ before(async () => {
     SQLITE_DIR: tmp,
     RATE_LIMIT_MAX_REQUESTS: '0',
     DB_ALLOWED_HOSTS: '127.0.0.1,localhost',
+    MAX_EXPORT_ROWS: '20000',
     CORS_ALLOWED_ORIGINS: listed.origin,
     OPENAI_BASE_URL: model.baseUrl,
     OPENAI_API_KEY: 'test',
@@ -249,10 +250,17 @@ for (const key of ORIGINS) {
       const { cells } = await grid(page);
       assert.equal(cells.length, 5);
 
+      // The download runs the statement again as CSV for every row, not only the five shown.
       const download = page.waitForEvent('download');
+      const exported = page.waitForResponse((r) => r.url().includes('/api/database/execute'));
       await page.getByRole('button', { name: 'Download CSV' }).click();
-      const csv = await readFile(await (await download).path(), 'utf8');
-      assert.deepEqual(csv.split('\n'), ['customerNumber', ...cells.map(([c]) => c.text), '']);
+      const exportRequest = (await exported).request();
+      assert.equal(exportRequest.headers().accept, 'text/csv');
+      assert.deepEqual(exportRequest.postDataJSON(), { sql: sent.sql, params: [0] });
+      const csv = (await readFile(await (await download).path(), 'utf8')).split('\n');
+      assert.equal(csv.length, 1 + Number(facts.customers) + 1, 'a header, every row, the final newline');
+      assert.deepEqual(csv.slice(0, 6), ['customerNumber', ...cells.map(([c]) => c.text)]);
+      await page.locator('#csv-note', { hasText: `Saved querygate-result.csv with ${facts.customers} rows.` }).waitFor();
 
       // A value that a spreadsheet would run as a formula is neutralised.
       await page.locator('#params').fill('');
@@ -296,15 +304,78 @@ for (const key of ORIGINS) {
       await assertClean(page, seen);
     });
 
-    flow('a reload keeps the tab connected; the token is in sessionStorage only', async (t) => {
+    flow('a reload keeps the tab connected and its editor; the token is in sessionStorage only', async (t) => {
       const { page, seen } = await openConsole(t, target);
       await connectDemo(page);
       const before = await storedSession(page);
+      await page.locator('#sql').fill('select ? as kept');
+      await page.locator('#params').fill('[7]');
+      await page.locator('#max-rows').fill('12');
       await page.reload();
       await tableInTree(page, 'customers').waitFor();
       assert.equal(await page.locator('#connect-view').isHidden(), true);
       assert.equal((await storedSession(page)).token, before.token);
+      assert.deepEqual(
+        [await page.locator('#sql').inputValue(), await page.locator('#params').inputValue(),
+          await page.locator('#max-rows').inputValue()],
+        ['select ? as kept', '[7]', '12'],
+      );
       assert.equal(await page.evaluate(() => localStorage.length), 0);
+      await assertClean(page, seen);
+    });
+
+    flow('an empty result says so under its column names', async (t) => {
+      const { page, seen } = await openConsole(t, target);
+      await connectDemo(page);
+      await runSql(page, 'select customerNumber, country from customers where 1 = 0');
+      await page.locator('#result-status', { hasText: /^0 rows/ }).waitFor();
+      assert.deepEqual(await page.locator('#grid th').allTextContents(), ['customerNumberinteger', 'countrytext']);
+      const empty = page.locator('#grid td.empty');
+      assert.equal(await empty.textContent(), 'No rows.');
+      assert.equal(await empty.getAttribute('colspan'), '2');
+      await assertClean(page, seen);
+    });
+
+    flow('the system\'s dark mode is followed', async (t) => {
+      const { page, seen } = await openConsole(t, target);
+      const colors = () => page.evaluate(() => [getComputedStyle(document.documentElement).backgroundColor,
+        getComputedStyle(document.documentElement).color]);
+      await page.emulateMedia({ colorScheme: 'light' });
+      const [lightBg, lightFg] = await colors();
+      await page.emulateMedia({ colorScheme: 'dark' });
+      const [darkBg, darkFg] = await colors();
+      assert.equal(lightBg, 'rgb(255, 255, 255)');
+      assert.equal(darkBg, 'rgb(13, 17, 23)');
+      assert.notEqual(lightFg, darkFg);
+      await connectDemo(page);
+      await shot(page, `${tag}-dark`);
+      await assertClean(page, seen);
+    });
+
+    flow('a download that fails part way saves nothing and says why; a capped one says so', async (t) => {
+      const { page, seen } = await openConsole(t, target);
+      await connectDemo(page);
+      // Row 1000 fails, past what the server holds back: the CSV transfer is aborted.
+      await runSql(page, "WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 2000) "
+        + "SELECT n, printf('%.500c', 'x') AS pad, CASE WHEN n = 1000 THEN abs(-9223372036854775807 - 1) END AS boom FROM g");
+      await page.locator('#result-status', { hasText: /stopped by an error/ }).waitFor();
+      let downloads = 0;
+      page.on('download', () => { downloads += 1; });
+      await page.getByRole('button', { name: 'Download CSV' }).click();
+      const alert = page.locator('#work-error', { hasText: 'The download failed part way, so nothing was saved.' });
+      await alert.waitFor();
+      assert.match(await alert.textContent(), /integer overflow.*sql_error/);
+
+      // More rows than the server's export cap (MAX_EXPORT_ROWS=20000 here).
+      await runSql(page, 'WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 30000) SELECT n FROM g');
+      await page.locator('#result-status', { hasText: 'truncated' }).waitFor();
+      const download = page.waitForEvent('download');
+      await page.getByRole('button', { name: 'Download CSV' }).click();
+      const csv = (await readFile(await (await download).path(), 'utf8')).trimEnd().split('\n');
+      assert.equal(csv.length, 1 + 20_000 + 1);
+      assert.match(csv.at(-1), /^#querygate-truncated,20000,/);
+      await page.locator('#csv-note', { hasText: 'only the first 20000 rows' }).waitFor();
+      assert.equal(downloads, 1, 'only the whole download was saved');
       await assertClean(page, seen);
     });
 

@@ -14,6 +14,17 @@ fn has(sql: &str, dialect: Dialect, word: &str) -> bool {
 }
 
 #[test]
+fn another_engines_placeholders_get_a_hint_outside_strings_and_comments() {
+    assert!(placeholder_hint("SELECT * FROM t WHERE id = ?", PG).is_some());
+    assert!(placeholder_hint("SELECT * FROM t WHERE id = $1", PG).is_none());
+    assert!(placeholder_hint("SELECT '?' -- ?\n, \"?\" FROM t", PG).is_none());
+    assert!(placeholder_hint("SELECT * FROM t WHERE id = $1", MY).is_some());
+    assert!(placeholder_hint("SELECT * FROM t WHERE id = ?", MY).is_none());
+    assert!(placeholder_hint("SELECT '$1', `$1`, $x FROM t", MY).is_none());
+    assert!(placeholder_hint("SELECT ?, $1", LITE).is_none());
+}
+
+#[test]
 fn one_statement_with_a_trailing_semicolon_is_one() {
     assert_eq!(statement_count("select 1;", LITE), 1);
     assert_eq!(statement_count("  select 1 ;  -- done\n", LITE), 1);
