@@ -109,15 +109,15 @@ export async function startStaticServer(webDir, config) {
 const stripAnsi = (s) => s.replace(/\x1b\[[0-9;]*m/g, '');
 
 /**
- * Starts querygate with exactly `env` (no inherited variables), `PORT=0` so the
- * system picks a free port, and waits for "listening on http://ADDR" and then for
+ * Starts querygate with exactly `env` (no inherited variables), `PORT=0` unless
+ * `env.PORT` says otherwise (so the system picks a free port), and waits for "listening on http://ADDR" and then for
  * `GET /api/health` to answer 200.
  */
 export async function startQuerygate(bin, env, { readyMs = 30_000 } = {}) {
   if (!existsSync(bin)) {
     throw new Error(`querygate binary not found at ${bin}: build it (cargo build) or set QUERYGATE_BIN`);
   }
-  const child = spawn(bin, [], { env: { ...env, PORT: '0' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(bin, [], { env: { PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal)));
   const origin = await new Promise((resolve, reject) => {
