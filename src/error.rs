@@ -37,7 +37,9 @@ pub enum ErrorCode {
     SqlReadOnlyViolation,
     SqlMultipleStatements,
     SqlTimeout,
+    SqlCancelled,
     SqlError,
+    QueryNotFound,
     AiNotConfigured,
     AiAuthFailed,
     AiRateLimited,
@@ -61,7 +63,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code; used by tests that compare the codes against `openapi.yaml`.
-    pub const ALL: [Self; 37] = [
+    pub const ALL: [Self; 39] = [
         Self::TokenMissing,
         Self::TokenInvalid,
         Self::TokenExpired,
@@ -79,7 +81,9 @@ impl ErrorCode {
         Self::SqlReadOnlyViolation,
         Self::SqlMultipleStatements,
         Self::SqlTimeout,
+        Self::SqlCancelled,
         Self::SqlError,
+        Self::QueryNotFound,
         Self::AiNotConfigured,
         Self::AiAuthFailed,
         Self::AiRateLimited,
@@ -118,7 +122,8 @@ impl ErrorCode {
             }
             Self::AiQuotaExceeded => StatusCode::PAYMENT_REQUIRED,
             Self::DbHostForbidden | Self::SqlReadOnlyViolation => StatusCode::FORBIDDEN,
-            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::NotFound | Self::QueryNotFound => StatusCode::NOT_FOUND,
+            Self::SqlCancelled => StatusCode::CONFLICT,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::SqlTimeout | Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -171,7 +176,9 @@ impl ErrorCode {
             Self::SqlReadOnlyViolation => "sql_read_only_violation",
             Self::SqlMultipleStatements => "sql_multiple_statements",
             Self::SqlTimeout => "sql_timeout",
+            Self::SqlCancelled => "sql_cancelled",
             Self::SqlError => "sql_error",
+            Self::QueryNotFound => "query_not_found",
             Self::AiNotConfigured => "ai_not_configured",
             Self::AiAuthFailed => "ai_auth_failed",
             Self::AiRateLimited => "ai_rate_limited",

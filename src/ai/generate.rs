@@ -19,8 +19,9 @@ pub(crate) enum Target<'a> {
     Plan,
     /// The database plans it read-only without running it.
     Validate(&'a ConnParams),
-    /// The database runs it read-only; its rows come back.
-    Execute(&'a ConnParams),
+    /// The database runs it read-only; its rows come back. With the tag of the
+    /// client's `queryId`, a cancel request can stop it.
+    Execute(&'a ConnParams, Option<&'a str>),
 }
 
 /// One question to answer.
@@ -102,11 +103,12 @@ async fn check(
     sql: &str,
 ) -> Result<Option<Collected>, SqlError> {
     let rows = limits.row_cap(Delivery::Answer, None);
-    let request = limits.request(sql.to_owned(), Vec::new(), rows, None, false);
+    let mut request = limits.request(sql.to_owned(), Vec::new(), rows, None, false);
     match target {
         Target::Plan => Ok(None),
         Target::Validate(params) => db.validate(params, &request).await.map(|()| None),
-        Target::Execute(params) => {
+        Target::Execute(params, tag) => {
+            request.tag = tag.map(str::to_owned);
             let execution = db.execute(params, request).await?;
             rows::collect(execution, limits.max_result_bytes)
                 .await

@@ -64,6 +64,10 @@ pub struct ExecRequest {
     pub timeout: Duration,
     /// 64-bit integer columns as strings.
     pub bigint_as_string: bool,
+    /// The statement's tag when the client named it (`queryId`): the database
+    /// shows it with the statement, and `cancel` finds the statement by it
+    /// ([`ExecLimits::query_tag`]).
+    pub tag: Option<String>,
 }
 
 /// How a result leaves the server, which decides its caps.
@@ -171,6 +175,7 @@ impl ExecLimits {
             max_rows: usize::try_from(rows.rows).unwrap_or(usize::MAX),
             timeout,
             bigint_as_string,
+            tag: None,
         }
     }
 
@@ -180,6 +185,31 @@ impl ExecLimits {
             row_bytes: self.max_row_bytes,
             result_bytes: self.max_result_bytes,
         }
+    }
+
+    /// The tag of the statement a client named `query_id` in the token chain
+    /// `chain`: `qg_` and 24 hex digits of an HMAC of both, under the key every
+    /// instance derives from the active key version. Any instance computes the
+    /// same tag, a client cannot compute one (so it cannot reach another
+    /// chain's statements), and it is plain enough to stand in SQL text.
+    pub fn query_tag(&self, chain: &str, query_id: &str) -> String {
+        use hmac::Mac;
+        use std::fmt::Write as _;
+        let Ok(mut mac) = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.fingerprint_key.0)
+        else {
+            return String::new();
+        };
+        mac.update(b"querygate query tag\0");
+        mac.update(chain.as_bytes());
+        mac.update(b"\0");
+        mac.update(query_id.as_bytes());
+        let digest = mac.finalize().into_bytes();
+        digest[..12]
+            .iter()
+            .fold(String::from("qg_"), |mut out, b| {
+                let _ = write!(out, "{b:02x}");
+                out
+            })
     }
 
     /// A statement's fingerprint: 16 hex digits of an HMAC-SHA256 of its text.
@@ -247,7 +277,7 @@ pub(crate) async fn execute(
     policy::check(dialect, &request.sql)?;
     // For a hint on a failure before the first row (the request moves to the work).
     let sql = request.sql.clone();
-    let (mut sink, mut header_rx) = rows::channel(limits.decode());
+    let (mut sink, mut header_rx, mut hangup) = rows::channel(limits.decode());
     let (pool, limits) = (pool.clone(), *limits);
     let mut work = Unfinished(Some(Box::pin(async move {
         let started = std::time::Instant::now();
@@ -285,7 +315,16 @@ pub(crate) async fn execute(
             "the statement could not be completed",
         ))
     });
-    header.map_err(|error| placeholder_hint(error, dialect, &sql))
+    match header {
+        Ok(mut execution) => {
+            execution.hangup = hangup;
+            Ok(execution)
+        }
+        Err(error) => {
+            hangup.disarm();
+            Err(placeholder_hint(error, dialect, &sql))
+        }
+    }
 }
 
 /// A statement that failed to parse, named an unknown column or got the wrong

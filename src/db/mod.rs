@@ -168,6 +168,14 @@ impl Databases {
         }
     }
 
+    /// Stops the running statement tagged `tag` on `params`' database (see
+    /// [`DbPool::cancel`]); whether one was found.
+    pub(crate) async fn cancel(&self, params: &ConnParams, tag: &str) -> Result<bool, SqlError> {
+        let (entry, _) = self.pool(params).await?;
+        let result = entry.pool.cancel(tag).await;
+        self.evict_if_gone(params, &entry, result).await
+    }
+
     /// Plans a statement read-only without running it (see [`execute::validate`]).
     pub async fn validate(
         &self,

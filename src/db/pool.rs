@@ -149,6 +149,19 @@ impl DbPool {
         }
     }
 
+    /// Stops the running statement tagged `tag` (see
+    /// [`crate::db::execute::ExecLimits::query_tag`]); whether one was found.
+    /// PostgreSQL and MySQL/MariaDB find it through the server, so any instance
+    /// can; SQLite's statements run in the process, so only the instance running
+    /// it finds it.
+    pub(crate) async fn cancel(&self, tag: &str) -> Result<bool, SqlError> {
+        match self {
+            Self::Postgres(pool) => pool.cancel(tag).await,
+            Self::Mysql(pool) => pool.cancel(tag).await,
+            Self::Sqlite(pool) => Ok(pool.cancel(tag)),
+        }
+    }
+
     /// Plans a statement read-only without running it.
     pub(crate) async fn validate(&self, request: &ExecRequest) -> Result<(), SqlError> {
         match self {

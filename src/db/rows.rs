@@ -4,14 +4,19 @@
 //! The engine runs on a task of its own and writes into a [`RowSink`]; the HTTP
 //! layer reads the [`Execution`]. Memory stays flat whatever the result's size:
 //! a batch holds about [`BATCH_BYTES`] of rows and the channel holds at most two
-//! batches, so an engine that is faster than the client waits for it. A client
-//! that hangs up drops the receiver; the engine sees it on its next send, stops
-//! reading, and closes its connection (nothing is left running or open).
+//! batches, so an engine that is faster than the client waits for it.
+//!
+//! A client that goes away before the end drops what it was waiting on — the
+//! header, or the [`Execution`] with its [`Hangup`] still armed — and the engine
+//! hears it at once ([`RowSink::hangup`]): it asks the database to stop the
+//! statement, reads what is left of it without sending it anywhere, and ends the
+//! session as usual, so the pooled connection serves the next request.
 
 use std::time::Instant;
 
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::db::budget::{Budget, DecodeLimits};
 use crate::db::sql_error::SqlError;
@@ -53,6 +58,24 @@ pub(crate) struct Execution {
     pub events: mpsc::Receiver<RowEvent>,
     /// When the statement was sent.
     pub started: Instant,
+    /// Armed until the reader has seen the end: dropped armed, it stops the
+    /// statement.
+    pub hangup: Hangup,
+}
+
+/// Held by whoever waits for a statement's result. Dropped before
+/// [`Hangup::disarm`] — the client went away — it tells the engine to stop the
+/// statement at the database.
+#[derive(Debug, Default)]
+pub(crate) struct Hangup(Option<DropGuard>);
+
+impl Hangup {
+    /// The result was read to its end (or failed): nothing to stop.
+    pub(crate) fn disarm(&mut self) {
+        if let Some(guard) = self.0.take() {
+            guard.disarm();
+        }
+    }
 }
 
 /// The client went away: stop reading and close the connection.
@@ -69,16 +92,22 @@ pub(crate) struct RowSink {
     batch_bytes: usize,
     started: Instant,
     budget: Budget,
+    hangup: CancellationToken,
 }
 
-/// Creates a sink whose rows are decoded within `limits`, and the future that
+/// Creates a sink whose rows are decoded within `limits`, the future that
 /// resolves to the execution once its columns are known (or to the error that
-/// came first).
+/// came first), and the armed [`Hangup`] of whoever waits for it.
 pub(crate) fn channel(
     limits: DecodeLimits,
-) -> (RowSink, oneshot::Receiver<Result<Execution, SqlError>>) {
+) -> (
+    RowSink,
+    oneshot::Receiver<Result<Execution, SqlError>>,
+    Hangup,
+) {
     let (header, header_rx) = oneshot::channel();
     let (events, events_rx) = mpsc::channel(2);
+    let hangup = CancellationToken::new();
     let sink = RowSink {
         header: Some(header),
         events: Some(events),
@@ -87,8 +116,9 @@ pub(crate) fn channel(
         batch_bytes: 0,
         started: Instant::now(),
         budget: Budget::new(limits),
+        hangup: hangup.clone(),
     };
-    (sink, header_rx)
+    (sink, header_rx, Hangup(Some(hangup.drop_guard())))
 }
 
 impl RowSink {
@@ -104,8 +134,15 @@ impl RowSink {
                 batch_bytes: 0,
                 started: self.started,
                 budget: self.budget.clone(),
+                hangup: self.hangup.clone(),
             },
         )
+    }
+
+    /// Cancelled when the client went away before the end: the engine stops
+    /// the statement at the database.
+    pub(crate) fn hangup(&self) -> CancellationToken {
+        self.hangup.clone()
     }
 
     /// The budget of the next row, which the engine charges as it decodes.
@@ -128,6 +165,7 @@ impl RowSink {
                 columns,
                 events,
                 started: self.started,
+                hangup: Hangup::default(),
             }))
             .map_err(|_| HungUp)
     }
@@ -181,6 +219,7 @@ impl RowSink {
                         columns: Vec::new(),
                         events,
                         started: self.started,
+                        hangup: Hangup::default(),
                     }));
                     if let Some(sender) = &self.events {
                         let _ = sender.send(RowEvent::End { truncated }).await;
@@ -245,6 +284,7 @@ pub(crate) async fn collect(
                 }
             }
             Some(RowEvent::End { truncated }) => {
+                execution.hangup.disarm();
                 return Ok(Collected {
                     columns: execution.columns,
                     rows,
@@ -252,7 +292,10 @@ pub(crate) async fn collect(
                     elapsed: execution.started.elapsed(),
                 });
             }
-            Some(RowEvent::Failed(error)) => return Err(error),
+            Some(RowEvent::Failed(error)) => {
+                execution.hangup.disarm();
+                return Err(error);
+            }
             None => {
                 return Err(SqlError::refused(
                     crate::error::ErrorCode::SqlError,

@@ -70,6 +70,14 @@ impl SqlError {
         )
     }
 
+    /// The statement was stopped by a cancel request (`POST /api/database/cancel`).
+    pub(crate) fn cancelled() -> Self {
+        Self::refused(
+            ErrorCode::SqlCancelled,
+            "a cancel request stopped the statement",
+        )
+    }
+
     /// The plan of a statement that was only to be checked modifies data.
     pub(crate) fn plan_writes() -> Self {
         Self::refused(
@@ -152,6 +160,7 @@ fn lead(code: ErrorCode) -> &'static str {
         ErrorCode::SqlReadOnlyViolation => "Only read-only statements are allowed",
         ErrorCode::SqlMultipleStatements => "Send exactly one statement per request",
         ErrorCode::SqlTimeout => "The query took longer than its time limit",
+        ErrorCode::SqlCancelled => "The query was cancelled",
         _ => "The database refused the query",
     }
 }

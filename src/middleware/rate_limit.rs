@@ -10,9 +10,11 @@
 //! ([`crate::shared::limit`]): every 100 ms an instance sends what it admitted
 //! since the last exchange and raises its clients' TATs to what the store has
 //! counted for every instance. Between two exchanges an instance admits at most
-//! [`LocalLimits::advance`] requests of one client that the store has not seen,
-//! so the limit is overshot by at most (instances − 1) × that advance, at any
-//! moment — a fresh start included. The local TAT counts every request all the
+//! [`LocalLimits::advance`] requests of one client that the store has not seen.
+//! What another instance admitted reaches this one within two of its exchanges
+//! (the batch on its way to the store, and the next), so the limit is overshot
+//! by at most 2 × (instances − 1) × that advance, at any moment — a fresh start
+//! included (about one advance per other instance in practice). The local TAT counts every request all the
 //! time, so a store that fails or forgets (a restart, a flush) never hands out a
 //! fresh burst: the next exchange tells it the TATs the instance knew.
 

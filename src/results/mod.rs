@@ -105,8 +105,14 @@ impl Progress {
                         return Step::Bytes(out);
                     }
                 }
-                Some(RowEvent::End { truncated }) => return self.end(out, truncated, None),
-                Some(RowEvent::Failed(error)) => return self.end(out, false, Some(error.into())),
+                Some(RowEvent::End { truncated }) => {
+                    self.execution.hangup.disarm();
+                    return self.end(out, truncated, None);
+                }
+                Some(RowEvent::Failed(error)) => {
+                    self.execution.hangup.disarm();
+                    return self.end(out, false, Some(error.into()));
+                }
                 None => {
                     let error = AppError::new(
                         crate::error::ErrorCode::SqlError,

@@ -29,6 +29,7 @@ pub(crate) struct GenerateBody {
     schema: Option<String>,
     #[serde(default)]
     execute: bool,
+    query_id: Option<String>,
 }
 
 /// The answer of `generate-sql`.
@@ -53,6 +54,11 @@ async fn generate_sql(
     ApiJson(body): ApiJson<GenerateBody>,
 ) -> AppResult<Json<GenerateAnswer>> {
     let question = ai::question("userQuery", body.user_query)?;
+    let query_id = super::query::query_id(body.query_id)?;
+    let tag = verified
+        .as_ref()
+        .zip(query_id.as_deref())
+        .map(|(verified, id)| state.limits.query_tag(&verified.claims.chain().id, id));
     let model = state.model()?;
     let budget = usize::try_from(state.config.ai_schema_budget_chars).unwrap_or(usize::MAX);
     let (engine, schema_text, target) = match &verified {
@@ -61,7 +67,7 @@ async fn generate_sql(
             let tables = state.db.schema(params, None, false).await?;
             let text = prompt::render_schema(&tables, params.engine, &question, budget);
             let target = if body.execute {
-                Target::Execute(params)
+                Target::Execute(params, tag.as_deref())
             } else {
                 Target::Validate(params)
             };

@@ -71,7 +71,7 @@ async fn demo_query(
         engine: Engine::Sqlite,
         schema: &schema_text,
         text: &question,
-        target: Target::Execute(&params),
+        target: Target::Execute(&params, None),
     };
     let generated = generate::generate(model, &state.db, &state.limits, asked).await?;
     let result = generated.result.map(ExecuteAnswer::new);

@@ -7,11 +7,12 @@ use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use axum::routing::post;
-use serde::Deserialize;
+use axum::Json;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::db::execute::{Delivery, ExecLimits, ExecRequest, RowCap};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, ErrorCode};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::results::{self, Cells, Format, Layout};
 use crate::server::Flushes;
@@ -20,7 +21,29 @@ use crate::token::extract::Bearer;
 
 /// The routes of this area.
 pub(crate) fn router() -> Router<AppState> {
-    Router::new().route("/api/database/execute", post(execute))
+    Router::new()
+        .route("/api/database/execute", post(execute))
+        .route("/api/database/cancel", post(cancel))
+}
+
+/// The longest `queryId`.
+const MAX_QUERY_ID_CHARS: usize = 128;
+
+/// Checks a client's `queryId`: 1 to 128 characters out of letters, digits and
+/// `-`, `_`, `.`, `:` (a UUID, a counter, a name).
+pub(crate) fn query_id(value: Option<String>) -> Result<Option<String>, AppError> {
+    let Some(id) = value else {
+        return Ok(None);
+    };
+    let fits = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':');
+    if id.is_empty() || id.len() > MAX_QUERY_ID_CHARS || !id.chars().all(fits) {
+        return Err(AppError::validation(
+            "queryId",
+            "`queryId` must be 1 to 128 characters of letters, digits, `-`, `_`, `.` or `:`, \
+             such as a UUID.",
+        ));
+    }
+    Ok(Some(id))
 }
 
 /// Body of `POST /api/database/execute`.
@@ -34,6 +57,7 @@ pub(crate) struct ExecuteBody {
     timeout_ms: Option<u64>,
     #[serde(default)]
     bigint_as_string: bool,
+    query_id: Option<String>,
 }
 
 impl ExecuteBody {
@@ -43,7 +67,9 @@ impl ExecuteBody {
         self,
         limits: &ExecLimits,
         delivery: Delivery,
+        chain: &str,
     ) -> Result<(ExecRequest, RowCap), AppError> {
+        let query_id = query_id(self.query_id)?;
         let sql = self
             .sql
             .filter(|s| !s.trim().is_empty())
@@ -61,13 +87,14 @@ impl ExecuteBody {
             ));
         }
         let rows = limits.row_cap(delivery, self.max_rows);
-        let request = limits.request(
+        let mut request = limits.request(
             sql,
             self.params,
             rows,
             self.timeout_ms,
             self.bigint_as_string,
         );
+        request.tag = query_id.map(|id| limits.query_tag(chain, &id));
         Ok((request, rows))
     }
 }
@@ -116,11 +143,59 @@ async fn execute(
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let format = Format::from_accept(accept, layout, query.cells()?);
     let delivery = format.delivery();
-    let (request, rows) = body.into_request(&state.limits, delivery)?;
+    let chain = verified.claims.chain();
+    let (request, rows) = body.into_request(&state.limits, delivery, &chain.id)?;
     let execution = state.db.execute(&verified.params, request).await?;
     let bytes = state.limits.result_bytes(delivery);
     let flushes = flushes.map(|Extension(flushes)| flushes);
     let mut response = results::respond(execution, format, bytes, flushes).await;
     results::row_cap_headers(response.headers_mut(), rows);
     Ok(response)
+}
+
+/// Body of `POST /api/database/cancel`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct CancelBody {
+    query_id: Option<String>,
+}
+
+/// The answer of a cancel that found its statement.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct CancelAnswer {
+    success: bool,
+    query_id: String,
+    cancelled: bool,
+}
+
+/// Stops the running statement the client sent with `queryId`, on this token's
+/// chain, from any instance: the database finds it by its tag.
+#[tracing::instrument(skip_all, fields(db_type = verified.params.engine.as_str()))]
+async fn cancel(
+    State(state): State<AppState>,
+    Bearer(verified): Bearer,
+    ApiJson(body): ApiJson<CancelBody>,
+) -> AppResult<Json<CancelAnswer>> {
+    let query_id = query_id(body.query_id)?.ok_or_else(|| {
+        AppError::validation(
+            "queryId",
+            "`queryId` is required: the id the statement was sent with.",
+        )
+    })?;
+    let tag = state
+        .limits
+        .query_tag(&verified.claims.chain().id, &query_id);
+    if !state.db.cancel(&verified.params, &tag).await? {
+        return Err(AppError::new(
+            ErrorCode::QueryNotFound,
+            "No statement sent with this queryId by this session is running (it may have \
+             finished; on SQLite, it may run on another instance).",
+        ));
+    }
+    Ok(Json(CancelAnswer {
+        success: true,
+        query_id,
+        cancelled: true,
+    }))
 }

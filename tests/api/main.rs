@@ -14,6 +14,7 @@ mod common;
 
 mod ai;
 mod attacks;
+mod cancel;
 mod cli;
 mod connect;
 mod console;

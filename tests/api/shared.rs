@@ -72,10 +72,11 @@ async fn two_instances_share_one_rate_limit_within_its_bounded_overshoot() {
     let prefix = fresh_prefix();
     let a = instance(LOCAL_REDIS, &prefix, limit_40).await;
     let b = instance(LOCAL_REDIS, &prefix, limit_40).await;
-    // Both as fast as they can, from a fresh start: 40, plus at most one
-    // instance's advance (an eighth of the burst) that the other had not seen.
+    // Both as fast as they can, from a fresh start: 40, plus at most two of the
+    // other instance's advances (an eighth of the burst each) that this one had
+    // not heard of yet.
     let admitted = hammer(&a, &b, Duration::from_secs(2)).await;
-    assert!((40..=45).contains(&admitted), "{admitted} admitted");
+    assert!((40..=50).contains(&admitted), "{admitted} admitted");
     for app in [&a, &b] {
         let response = app.status(None, false).await;
         let retry_after = response.headers().get("retry-after").cloned();

@@ -98,8 +98,11 @@ fn server_error(server: &mysql_async::ServerError, sql: &str) -> SqlError {
     let code = match server.code {
         // ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION, ER_OPTION_PREVENTS_STATEMENT
         1792 | 1290 => ErrorCode::SqlReadOnlyViolation,
-        // MariaDB ER_STATEMENT_TIMEOUT, MySQL ER_QUERY_TIMEOUT, ER_QUERY_INTERRUPTED
-        1969 | 3024 | 1317 => ErrorCode::SqlTimeout,
+        // MariaDB ER_STATEMENT_TIMEOUT, MySQL ER_QUERY_TIMEOUT
+        1969 | 3024 => ErrorCode::SqlTimeout,
+        // ER_QUERY_INTERRUPTED: a KILL QUERY, which querygate sends for a cancel
+        // request (its own deadline answers sql_timeout without reading this)
+        1317 => ErrorCode::SqlCancelled,
         1064 if sql_text::statement_count(sql, Dialect::Mysql(Default::default())) > 1 => {
             ErrorCode::SqlMultipleStatements
         }

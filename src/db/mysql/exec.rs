@@ -52,7 +52,11 @@ impl MyPool {
                 }
             }
             sink.restart_clock();
-            let statement = match conn.prep(request.sql.as_str()).await {
+            // A statement the client named carries its tag in a leading comment:
+            // the process list shows it, and `cancel` finds it there.
+            let tagged = request.tag.as_ref().map(|tag| format!("/*{tag}*/ {}", request.sql));
+            let text = tagged.as_deref().unwrap_or(&request.sql);
+            let statement = match conn.prep(text).await {
                 Ok(statement) => statement,
                 // Nothing of the statement ran on a session that was already gone.
                 Err(error) if is_connection_loss(&error) && !retried => {
@@ -68,11 +72,9 @@ impl MyPool {
             };
             let deadline = Instant::now() + request.timeout + Duration::from_secs(1);
             let id = conn.id();
-            let read = tokio::time::timeout_at(
-                deadline.into(),
-                self.run(&mut conn, statement, request, sink),
-            )
-            .await;
+            let hangup = sink.hangup();
+            let run = self.kill_on_hangup(self.run(&mut conn, statement, request, sink), &hangup, id);
+            let read = tokio::time::timeout_at(deadline.into(), run).await;
             return match read {
                 Ok(Ok(Read::Complete)) => Ok(false),
                 Ok(Ok(Read::Abandoned(outcome))) => {
@@ -89,6 +91,28 @@ impl MyPool {
                 }
             };
         }
+    }
+
+    /// Awaits `run`; if the client goes away first, stops the statement with
+    /// `KILL QUERY` and goes on reading what is left of it, so that the session
+    /// goes back to the pool.
+    async fn kill_on_hangup<T>(
+        &self,
+        run: impl Future<Output = T>,
+        hangup: &tokio_util::sync::CancellationToken,
+        id: u32,
+    ) -> T {
+        tokio::pin!(run);
+        tokio::select! {
+            biased;
+            outcome = &mut run => return outcome,
+            () = hangup.cancelled() => {}
+        }
+        tokio::spawn({
+            let pool = self.clone();
+            async move { pool.kill_query(id).await }
+        });
+        run.await
     }
 
     /// A pooled session, waiting at most the connect timeout for one.
@@ -122,14 +146,17 @@ impl MyPool {
             .columns()
             .map(|columns| columns.iter().map(values::column).unzip())
             .unwrap_or_default();
-        if sink.columns(columns).is_err() {
-            return Ok(Read::Abandoned(Ok(false)));
-        }
+        // The client went away: the rest is read and dropped (the statement is
+        // being stopped), so that the session can go back to the pool.
+        let mut hung_up = sink.columns(columns).is_err();
         let render = Render {
             bigint_as_string: request.bigint_as_string,
         };
         let mut count = 0;
         while let Some(row) = result.next().await.map_err(|e| fail(&e))? {
+            if hung_up {
+                continue;
+            }
             count += 1;
             if count > request.max_rows {
                 return Ok(Read::Abandoned(Ok(true)));
@@ -138,9 +165,7 @@ impl MyPool {
                 Ok(row) => row,
                 Err(over) => return Ok(Read::Abandoned(over.outcome())),
             };
-            if sink.row(row).await.is_err() {
-                return Ok(Read::Abandoned(Ok(false)));
-            }
+            hung_up = sink.row(row).await.is_err();
         }
         Ok(Read::Complete)
     }
@@ -162,6 +187,43 @@ impl MyPool {
         }
     }
 
+    /// Stops the statement tagged `tag` (its text starts with `/*tag*/`) with
+    /// `KILL QUERY`, from a connection of its own with the same credentials (a
+    /// user sees and may stop its own threads); whether one was found. MariaDB
+    /// stops it by its query id, so a thread that moved on to another statement
+    /// is left alone.
+    pub(crate) async fn cancel(&self, tag: &str) -> Result<bool, SqlError> {
+        let fail = |e: &mysql_async::Error| statement_error(e, "", self.max_row_bytes);
+        let work = async {
+            let mut other = Conn::new(self.plain.clone())
+                .await
+                .map_err(|e| SqlError::Connection(super::connect_error(&e)))?;
+            let pattern = format!("/*{tag}*/%");
+            let found: Vec<(u64, u64)> = other
+                .exec(
+                    "SELECT ID, QUERY_ID FROM information_schema.PROCESSLIST \
+                     WHERE INFO LIKE ? AND ID <> CONNECTION_ID()",
+                    (pattern,),
+                )
+                .await
+                .map_err(|e| fail(&e))?;
+            for (id, query) in &found {
+                let kill = if self.mariadb {
+                    format!("KILL QUERY ID {query}")
+                } else {
+                    format!("KILL QUERY {id}")
+                };
+                // Gone in the meantime: nothing to stop.
+                let _ = other.query_drop(kill).await;
+            }
+            let _ = other.disconnect().await;
+            Ok(!found.is_empty())
+        };
+        tokio::time::timeout(self.wait, work)
+            .await
+            .unwrap_or(Err(SqlError::Connection(crate::db::error::DbError::Timeout)))
+    }
+
     /// `KILL QUERY` for the statement running on connection `id`, from a
     /// connection of its own (the pool may be full of exactly the statements that
     /// need stopping), bounded in time; a failure leaves nothing worse than before.
@@ -174,9 +236,9 @@ impl MyPool {
         match tokio::time::timeout(Duration::from_secs(5), kill).await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => {
-                tracing::warn!(%error, "could not cancel a MySQL statement past its deadline")
+                tracing::warn!(%error, "could not stop a MySQL statement")
             }
-            Err(_) => tracing::warn!("cancelling a MySQL statement past its deadline timed out"),
+            Err(_) => tracing::warn!("stopping a MySQL statement timed out"),
         }
     }
 

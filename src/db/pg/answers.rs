@@ -107,11 +107,20 @@ pub(super) async fn read_statement(
     };
     let mut wire_types: Vec<u32> = Vec::new();
     let (mut rows, mut truncated) = (0usize, false);
+    // The client went away: the rest of the statement is read and dropped
+    // (its cancellation is on the way), so that the session ends clean.
+    let mut hung_up = false;
     loop {
         match conn.recv().await? {
+            Message::DataRow(_) if hung_up => {}
+            Message::CommandComplete(_) | Message::PortalSuspended | Message::EmptyQueryResponse
+                if hung_up =>
+            {
+                return Err(Stop::HungUp);
+            }
             Message::RowDescription(body) => {
                 let columns = describe(&body, types, &mut wire_types)?;
-                sink.columns(columns).map_err(|_| Stop::HungUp)?;
+                hung_up = sink.columns(columns).is_err();
             }
             Message::DataRow(body) => {
                 rows += 1;
@@ -140,8 +149,7 @@ pub(super) async fn read_statement(
                     }
                 };
                 if sink.row(row).await.is_err() {
-                    conn.mark_broken();
-                    return Err(Stop::HungUp);
+                    hung_up = true;
                 }
             }
             // The statement's end; the cleanup's answers follow.

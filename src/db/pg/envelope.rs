@@ -53,41 +53,65 @@ pub(crate) enum Attempt<T> {
 
 /// Queues the envelope around `sql`: `Ok(n)`, the number of setup commands
 /// whose completions come before the statement's answers.
-fn queue(
-    conn: &mut PgConn,
-    timeout: Duration,
-    sql: &str,
-    params: &[Value],
-    max_rows: i32,
-) -> Result<usize, SqlError> {
+fn queue(conn: &mut PgConn, request: &ExecRequest, max_rows: i32) -> Result<usize, SqlError> {
     conn.queue_text_statement("BEGIN READ ONLY", &[])
         .map_err(encode_error)?;
-    let mut setup = 1;
+    let setup = 1 + queue_settings(conn, request.timeout, request.tag.as_deref())?;
+    queue_statement(conn, &request.sql, &request.params, max_rows)?;
+    queue_cleanup(conn).map_err(encode_error)?;
+    Ok(setup)
+}
+
+/// Queues the transaction's settings: `statement_timeout` when the request asks
+/// for another limit than the session's, `application_name` set to the tag of
+/// a statement the client named (`pg_stat_activity` shows it, and `cancel`
+/// finds the statement by it). `SET LOCAL`: both end with the transaction.
+/// The number of commands queued.
+pub(super) fn queue_settings(
+    conn: &mut PgConn,
+    timeout: Duration,
+    tag: Option<&str>,
+) -> Result<usize, SqlError> {
+    let mut queued = 0;
     if timeout != conn.session.statement_timeout {
         let ms = super::startup::timeout_ms(timeout);
         conn.queue_text_statement(&format!("SET LOCAL statement_timeout = {ms}"), &[])
             .map_err(encode_error)?;
-        setup += 1;
+        queued += 1;
     }
+    if let Some(tag) = tag {
+        // The tag is `qg_` and hex digits: nothing to quote.
+        conn.queue_text_statement(&format!("SET LOCAL application_name = '{tag}'"), &[])
+            .map_err(encode_error)?;
+        queued += 1;
+    }
+    Ok(queued)
+}
+
+/// Queues a client's statement: Parse (unnamed), Bind, Describe, Execute.
+pub(super) fn queue_statement(
+    conn: &mut PgConn,
+    sql: &str,
+    params: &[Value],
+    max_rows: i32,
+) -> Result<(), SqlError> {
     let out = &mut conn.out;
     let types: Vec<u32> = params.iter().map(bind::param_type).collect();
     frontend::parse("", sql, types, out).map_err(encode_error)?;
     bind::queue_bind(params, out)?;
     frontend::describe(b'P', "", out).map_err(encode_error)?;
-    frontend::execute("", max_rows, out).map_err(encode_error)?;
-    queue_cleanup(conn).map_err(encode_error)?;
-    Ok(setup)
+    frontend::execute("", max_rows, out).map_err(encode_error)
 }
 
 /// Queues `ROLLBACK`, `DISCARD ALL` and the `Sync` that ends the flight.
-fn queue_cleanup(conn: &mut PgConn) -> std::io::Result<()> {
+pub(super) fn queue_cleanup(conn: &mut PgConn) -> std::io::Result<()> {
     conn.queue_text_statement("ROLLBACK", &[])?;
     conn.queue_text_statement("DISCARD ALL", &[])?;
     conn.queue_sync();
     Ok(())
 }
 
-fn encode_error(_: std::io::Error) -> SqlError {
+pub(super) fn encode_error(_: std::io::Error) -> SqlError {
     SqlError::refused(
         ErrorCode::SqlError,
         "the statement is too long to send to PostgreSQL",
@@ -106,13 +130,7 @@ pub(crate) async fn run(
     types: &Types,
 ) -> Attempt<bool> {
     let max_rows = i32::try_from(request.max_rows.saturating_add(1)).unwrap_or(0);
-    let setup = match queue(
-        conn,
-        request.timeout,
-        &request.sql,
-        &request.params,
-        max_rows,
-    ) {
+    let setup = match queue(conn, request, max_rows) {
         Ok(setup) => setup,
         Err(error) => {
             conn.out.clear();
@@ -124,26 +142,63 @@ pub(crate) async fn run(
         return Attempt::Retry(wire_error(&error));
     }
     sink.restart_clock();
+    let sent = Instant::now();
     // Everything the flight answers arrives within the statement's limit and a
     // second: past it, the server did not cancel in time, so querygate asks it
     // to and never reuses this half-read connection.
     let deadline = Instant::now() + request.timeout + Duration::from_secs(1);
-    let answers = read_answers(conn, setup, request, sink, types);
+    let (address, key) = (conn.address, conn.backend_key);
+    let hangup = sink.hangup();
+    let answers = read_answers(conn, (setup, sent), request, sink, types);
+    let answers = cancel_on_hangup(answers, &hangup, address, key);
     let Ok(attempt) = tokio::time::timeout_at(deadline.into(), answers).await else {
         conn.mark_broken();
-        if let Some(key) = conn.backend_key {
-            tokio::spawn(super::startup::cancel(conn.address, key));
+        if let Some(key) = key {
+            tokio::spawn(super::startup::cancel(address, key));
         }
         return Attempt::Done(Err(SqlError::timeout()));
     };
     attempt
 }
 
+/// PostgreSQL answers `57014` both when the statement reached its time limit and
+/// when a cancel request stopped it (in words that depend on the server's
+/// language). One that ended before its limit was cancelled.
+pub(super) fn cancel_or_timeout(error: SqlError, sent: Instant, limit: Duration) -> SqlError {
+    if error.code() == ErrorCode::SqlTimeout && sent.elapsed() < limit {
+        SqlError::cancelled()
+    } else {
+        error
+    }
+}
+
+/// Awaits `answers`; if the client goes away first, asks the server (a
+/// `CancelRequest` on a connection of its own) to stop the statement and goes
+/// on reading: the statement ends with an error, the rest of the flight (or the
+/// cleanup after it) runs as usual, and the connection stays poolable.
+pub(super) async fn cancel_on_hangup<T>(
+    answers: impl Future<Output = T>,
+    hangup: &tokio_util::sync::CancellationToken,
+    address: std::net::SocketAddr,
+    key: Option<(i32, i32)>,
+) -> T {
+    tokio::pin!(answers);
+    tokio::select! {
+        biased;
+        outcome = &mut answers => return outcome,
+        () = hangup.cancelled() => {}
+    }
+    if let Some(key) = key {
+        tokio::spawn(super::startup::cancel(address, key));
+    }
+    answers.await
+}
+
 /// Reads the envelope's answers: the setup's, the statement's (streamed into
 /// `sink`), then the cleanup's.
 async fn read_answers(
     conn: &mut PgConn,
-    setup: usize,
+    (setup, sent): (usize, Instant),
     request: &ExecRequest,
     sink: &mut RowSink,
     types: &Types,
@@ -156,7 +211,12 @@ async fn read_answers(
         }
         Err(error) => return early_failure(conn, &error),
     }
-    let outcome = read_statement(conn, request, sink, types).await;
+    let outcome = read_statement(conn, request, sink, types)
+        .await
+        .map_err(|stop| match stop {
+            Stop::Sql(error) => Stop::Sql(cancel_or_timeout(error, sent, request.timeout)),
+            other => other,
+        });
     if let Err(Stop::Sql(error)) = &outcome {
         if !conn.is_broken() {
             // The server skipped the rest of the flight, cleanup included: the

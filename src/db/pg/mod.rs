@@ -202,7 +202,7 @@ impl PgPool {
             max_rows: 1,
             ..request.clone()
         };
-        let (mut sink, header) = rows::channel(DecodeLimits {
+        let (mut sink, header, mut hangup) = rows::channel(DecodeLimits {
             row_bytes: self.session.max_row_bytes,
             result_bytes: usize::MAX,
         });
@@ -220,6 +220,7 @@ impl PgPool {
                 )),
             }
         });
+        hangup.disarm();
         let plan = plan?;
         let writes = plan
             .rows
@@ -240,6 +241,27 @@ impl PgPool {
     ) -> Result<Vec<Vec<TextRow>>, SqlError> {
         let mut conn = self.get().await?;
         catalog::run(&mut conn, queries, cap).await
+    }
+
+    /// Signals the backends of this role whose `application_name` is `tag` (set
+    /// by the envelope of a statement the client named) with
+    /// `pg_cancel_backend`: PostgreSQL lets a role cancel its own sessions. The
+    /// statement ends with `57014` and its envelope rolls back and cleans up as
+    /// for any failure. Whether one was signalled.
+    pub(crate) async fn cancel(&self, tag: &str) -> Result<bool, SqlError> {
+        const CANCEL: &str = "SELECT pg_cancel_backend(pid)::text FROM pg_stat_activity \
+             WHERE application_name = $1 AND usename = current_user \
+             AND pid <> pg_backend_pid() AND state = 'active'";
+        let queries = [(CANCEL, vec![Some(tag.to_owned())])];
+        let cap = crate::db::introspect::CatalogCap {
+            rows: 1_000,
+            bytes: 64 * 1024,
+        };
+        let results = self.catalog(&queries, cap).await?;
+        Ok(results
+            .iter()
+            .flatten()
+            .any(|row| row.string(0) == "true"))
     }
 
     /// Whether two handles share one pool.

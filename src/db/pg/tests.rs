@@ -134,6 +134,7 @@ fn request() -> ExecRequest {
         max_rows: 10,
         timeout: Duration::from_secs(5),
         bigint_as_string: false,
+        tag: None,
     }
 }
 
@@ -154,7 +155,7 @@ async fn envelope_against(answer: Vec<u8>) -> Attempt<bool> {
         let _ = server.write_all(&answer).await;
         drop(server);
     });
-    let (mut sink, _header) = rows::channel(limits());
+    let (mut sink, _header, _hangup) = rows::channel(limits());
     let attempt = envelope::run(&mut conn, &request(), &mut sink, &Types::default()).await;
     let _ = server.await;
     attempt

@@ -9,7 +9,7 @@ use serde_json::Value;
 use tokio::runtime::Handle;
 
 use super::values;
-use super::{LitePool, deadline_handler};
+use super::{LitePool, StopFlag, deadline_handler};
 use crate::db::budget::OverBudget;
 use crate::db::error::DbError;
 use crate::db::execute::ExecRequest;
@@ -32,22 +32,52 @@ impl LitePool {
     ) -> Result<bool, SqlError> {
         let permit = self.permit().await?;
         let (path, max_row_bytes) = (std::sync::Arc::clone(&self.path), self.max_row_bytes);
-        let (request, handle) = (request.clone(), Handle::current());
+        let stop = std::sync::Arc::new(StopFlag::default());
+        let _listed = request.tag.as_deref().map(|tag| self.running.enter(tag, &stop));
+        let hangup = sink.hangup();
+        let (request, handle, thread_stop) =
+            (request.clone(), Handle::current(), std::sync::Arc::clone(&stop));
         let mut moved = sink.take();
         let work = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let outcome = match super::open(&path, max_row_bytes) {
-                Ok(conn) => run(&conn, &request, &mut moved, &handle, max_row_bytes),
+                Ok(conn) => run(
+                    &conn,
+                    &request,
+                    &mut moved,
+                    &handle,
+                    (max_row_bytes, &thread_stop),
+                ),
                 Err(error) => Err(connect_error(&error).into()),
             };
             (outcome, moved)
         });
-        let (outcome, returned) = work.await.map_err(|error| {
+        tokio::pin!(work);
+        let done = tokio::select! {
+            biased;
+            done = &mut work => done,
+            () = hangup.cancelled() => {
+                stop.hang_up();
+                work.await
+            }
+        };
+        let (outcome, returned) = done.map_err(|error| {
             tracing::error!(%error, "a SQLite statement's thread failed");
             SqlError::refused(ErrorCode::SqlError, "the statement could not be completed")
         })?;
         *sink = returned;
-        outcome
+        match outcome {
+            Err(error) if stop.cancelled() && error.code() == ErrorCode::SqlTimeout => {
+                Err(SqlError::cancelled())
+            }
+            other => other,
+        }
+    }
+
+    /// Stops the statement tagged `tag` if it runs on this file on this
+    /// instance (SQLite's statements run in this process); whether one did.
+    pub(crate) fn cancel(&self, tag: &str) -> bool {
+        self.running.cancel(tag)
     }
 
     /// Checks `sql` without running it: SQLite compiles it (so syntax and name
@@ -57,7 +87,7 @@ impl LitePool {
         let (sql, timeout, max_row_bytes) =
             (request.sql.clone(), request.timeout, self.max_row_bytes);
         self.blocking(move |conn| {
-            deadline_handler(conn, Instant::now() + timeout);
+            deadline_handler(conn, Instant::now() + timeout, None);
             let fail = |e: &rusqlite::Error| statement_error(e, &sql, max_row_bytes);
             let mut program = conn
                 .prepare(&format!("EXPLAIN {sql}"))
@@ -84,10 +114,14 @@ fn run(
     request: &ExecRequest,
     sink: &mut RowSink,
     handle: &Handle,
-    max_row_bytes: usize,
+    (max_row_bytes, stop): (usize, &std::sync::Arc<StopFlag>),
 ) -> Result<bool, SqlError> {
     let fail = |e: &rusqlite::Error| statement_error(e, &request.sql, max_row_bytes);
-    deadline_handler(conn, Instant::now() + request.timeout);
+    deadline_handler(
+        conn,
+        Instant::now() + request.timeout,
+        Some(std::sync::Arc::clone(stop)),
+    );
     sink.restart_clock();
     let mut statement = conn.prepare(&request.sql).map_err(|e| fail(&e))?;
     let declared = statement

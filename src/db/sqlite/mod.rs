@@ -21,6 +21,7 @@ mod values;
 
 pub(crate) use exec::statement_error;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,6 +44,8 @@ pub struct LitePool {
     wait: Duration,
     /// Its place among the instance's pools, given back when the last handle goes.
     slot: Option<Arc<PoolSlot>>,
+    /// Tagged statements running now, for `cancel`.
+    running: Arc<Running>,
 }
 
 /// Reading the schema table proves the file is a SQLite database.
@@ -71,6 +74,7 @@ impl LitePool {
             max_row_bytes: settings.max_row_bytes,
             wait: settings.connect_timeout,
             slot: None,
+            running: Arc::default(),
         };
         let version = pool.check().await?;
         Ok((pool, version))
@@ -192,7 +196,88 @@ fn authorize(context: AuthContext<'_>) -> Authorization {
     }
 }
 
-/// Interrupts SQLite's work once `deadline` has passed.
-fn deadline_handler(conn: &Connection, deadline: Instant) {
-    conn.progress_handler(1_000, Some(move || Instant::now() >= deadline));
+/// Interrupts SQLite's work once `deadline` has passed, or once `stop` says so.
+fn deadline_handler(conn: &Connection, deadline: Instant, stop: Option<Arc<StopFlag>>) {
+    conn.progress_handler(
+        1_000,
+        Some(move || Instant::now() >= deadline || stop.as_ref().is_some_and(|s| s.stopped())),
+    );
+}
+
+/// Why a running statement stops before its end, besides its deadline: read by
+/// SQLite's progress handler on the statement's thread.
+#[derive(Debug, Default)]
+pub(crate) struct StopFlag(std::sync::atomic::AtomicU8);
+
+impl StopFlag {
+    const RUNNING: u8 = 0;
+    const HUNG_UP: u8 = 1;
+    const CANCELLED: u8 = 2;
+
+    /// The client went away.
+    pub(crate) fn hang_up(&self) {
+        self.set(Self::HUNG_UP);
+    }
+
+    /// A cancel request named the statement.
+    pub(crate) fn cancel(&self) {
+        self.set(Self::CANCELLED);
+    }
+
+    fn set(&self, why: u8) {
+        use std::sync::atomic::Ordering;
+        let _ = self
+            .0
+            .compare_exchange(Self::RUNNING, why, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    fn stopped(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Acquire) != Self::RUNNING
+    }
+
+    /// Whether a cancel request (not a hang-up) stopped it.
+    pub(crate) fn cancelled(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Acquire) == Self::CANCELLED
+    }
+}
+
+/// The tagged statements running on one file on this instance, for `cancel`.
+#[derive(Debug, Default)]
+pub(crate) struct Running(std::sync::Mutex<HashMap<String, Arc<StopFlag>>>);
+
+impl Running {
+    /// Lists `stop` under `tag` until the guard drops.
+    fn enter(self: &Arc<Self>, tag: &str, stop: &Arc<StopFlag>) -> Listed {
+        if let Ok(mut map) = self.0.lock() {
+            map.insert(tag.to_owned(), Arc::clone(stop));
+        }
+        Listed {
+            running: Arc::clone(self),
+            tag: tag.to_owned(),
+            stop: Arc::clone(stop),
+        }
+    }
+
+    /// Stops the statement listed under `tag`; whether there was one.
+    pub(crate) fn cancel(&self, tag: &str) -> bool {
+        let stop = self.0.lock().ok().and_then(|map| map.get(tag).cloned());
+        stop.inspect(|stop| stop.cancel()).is_some()
+    }
+}
+
+/// A statement's place in [`Running`].
+struct Listed {
+    running: Arc<Running>,
+    tag: String,
+    stop: Arc<StopFlag>,
+}
+
+impl Drop for Listed {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.running.0.lock()
+            && map.get(&self.tag).is_some_and(|s| Arc::ptr_eq(s, &self.stop))
+        {
+            map.remove(&self.tag);
+        }
+    }
 }
