@@ -12,6 +12,7 @@ import http.client
 import json
 import statistics
 import sys
+import threading
 import time
 import urllib.parse
 
@@ -29,6 +30,45 @@ def request(conn, method, path, body=None, token=None, headers=None):
     if response.status != 200:
         sys.exit(f"{method} {path} answered {response.status}: {data[:300]!r}")
     return elapsed, json.loads(data) if data else None
+
+
+def cancel_latencies(url, token, sleep_sql, samples):
+    """Starts a long statement with a queryId on one connection, cancels it from
+    another as soon as it runs, and times cancel-sent to answer-received."""
+    results = []
+    for i in range(samples):
+        query_id = f"bench-{time.time_ns()}-{i}"
+        answered = {}
+
+        def run():
+            conn = http.client.HTTPConnection(url.hostname, url.port)
+            body = json.dumps({"sql": sleep_sql, "queryId": query_id})
+            conn.request("POST", "/api/database/execute", body=body,
+                         headers={"Content-Type": "application/json", "Authorization": "Bearer " + token})
+            response = conn.getresponse()
+            response.read()
+            answered["at"] = time.perf_counter()
+            answered["status"] = response.status
+
+        worker = threading.Thread(target=run)
+        worker.start()
+        conn = http.client.HTTPConnection(url.hostname, url.port)
+        sent = None
+        for _ in range(500):
+            started = time.perf_counter()
+            conn.request("POST", "/api/database/cancel", body=json.dumps({"queryId": query_id}),
+                         headers={"Content-Type": "application/json", "Authorization": "Bearer " + token})
+            response = conn.getresponse()
+            response.read()
+            if response.status == 200:
+                sent = started
+                break
+            time.sleep(0.01)
+        worker.join(timeout=40)
+        if sent is None or answered.get("status") != 409:
+            sys.exit(f"cancel sample {i}: cancel sent={sent is not None}, execute answered {answered}")
+        results.append((answered["at"] - sent) * 1000.0)
+    return results
 
 
 def percentile(values, fraction):
@@ -62,8 +102,13 @@ def main():
                     for _ in range(200)]
         schemas = [request(conn, "GET", "/api/database/schema", token=token,
                            headers={"Cache-Control": "no-cache"})[0] for _ in range(50)]
-        for what, values in [("execute SELECT 1", executes), ("schema (no-cache)", schemas),
-                             ("connect (fresh pool)", connects)]:
+        three = {"statements": [{"sql": "SELECT 1 AS a"}, {"sql": "SELECT 2 AS b"}, {"sql": "SELECT 3 AS c"}]}
+        batches = [request(conn, "POST", "/api/database/batch", three, token)[0] for _ in range(200)]
+        sleep_sql = "SELECT pg_sleep(30)" if body["dbType"] == "postgresql" else "SELECT SLEEP(30)"
+        cancels = cancel_latencies(url, token, sleep_sql, 10)
+        for what, values in [("execute SELECT 1", executes), ("batch of three", batches),
+                             ("schema (no-cache)", schemas), ("connect (fresh pool)", connects),
+                             ("cancel sent → cancelled answer", cancels)]:
             p50, p99 = percentile(values, 0.5), percentile(values, 0.99)
             rows.append(f"| {name} | {what} | {len(values)} | {p50:.1f} ms | {p99:.1f} ms | "
                         f"{p50 / rtt:.1f} | {statistics.mean(values):.1f} ms |")

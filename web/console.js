@@ -328,21 +328,75 @@ function readParams() {
   return params;
 }
 
+// The statement running now: its queryId (for Cancel) and when it started.
+let running = null;
+
+/** A fresh id for a statement, so that Cancel can name it (from any instance). */
+const newQueryId = () => (crypto.randomUUID ? crypto.randomUUID()
+  : `q-${Date.now()}-${Math.random().toString(36).slice(2)}`);
+
 async function runSql() {
   const sql = $('sql').value;
   if (!sql.trim()) throw new ApiError(0, { error: 'Write a statement first.', code: 'empty_sql' });
-  const body = { sql, params: readParams(), bigintAsString: true };
+  const body = { sql, params: readParams(), bigintAsString: true, queryId: newQueryId() };
   const maxRows = Number.parseInt($('max-rows').value, 10);
   if (maxRows > 0) body.maxRows = maxRows;
   $('result').setAttribute('aria-busy', 'true');
+  startRunning(body.queryId);
   try {
     // Arrays keep duplicate column names; bigintAsString keeps 64-bit integers exact.
     const { data, servedBy } = await authed('POST', '/api/database/execute?format=arrays', body);
     lastStatement = { sql: body.sql, params: body.params };
     renderResult(data, servedBy);
+  } catch (e) {
+    // A failed run leaves no earlier result under its error.
+    clearResult();
+    if (e.code === 'sql_cancelled') e.message = 'The statement was cancelled. Nothing was changed.';
+    throw e;
   } finally {
+    stopRunning();
     $('result').removeAttribute('aria-busy');
   }
+}
+
+/** Shows the time a statement has run, and its Cancel button. */
+function startRunning(queryId) {
+  running = { queryId, started: performance.now(), timer: null };
+  const show = () => {
+    const seconds = (performance.now() - running.started) / 1000;
+    $('run-status').textContent = `Running for ${seconds.toFixed(1)} s…`;
+  };
+  show();
+  running.timer = setInterval(show, 100);
+  $('cancel').hidden = false;
+  $('cancel').disabled = false;
+}
+
+function stopRunning() {
+  if (running) clearInterval(running.timer);
+  running = null;
+  $('run-status').textContent = '';
+  $('cancel').hidden = true;
+}
+
+/** Asks the server to stop the running statement; its own request then answers. */
+async function cancelRunning() {
+  if (!running) return;
+  $('cancel').disabled = true;
+  $('run-status').textContent = 'Cancelling…';
+  try {
+    await authed('POST', '/api/database/cancel', { queryId: running.queryId });
+  } catch (e) {
+    // Finished in the meantime (query_not_found): its answer is on its way.
+    if (e.code !== 'query_not_found') throw e;
+  }
+}
+
+function clearResult() {
+  $('result').hidden = true;
+  $('grid').replaceChildren();
+  $('result-status').textContent = '';
+  $('csv-note').textContent = '';
 }
 
 function renderResult(res, servedBy) {
@@ -502,6 +556,7 @@ function init() {
   });
   $('schema-filter').addEventListener('input', filterSchema);
   $('csv').addEventListener('click', () => act('work-error', $('csv'), downloadCsv));
+  $('cancel').addEventListener('click', () => act('work-error', null, cancelRunning));
   for (const id of ['sql', 'params', 'max-rows']) $(id).addEventListener('input', saveEditor);
   restoreEditor();
   $('disconnect').addEventListener('click', async () => {

@@ -11,7 +11,8 @@
 // - a token that the server refuses (401 token_*) ends the session: the handlers
 //   given to onSessionEnd() are told why;
 // - disconnect() tells the server and forgets the token;
-// - cancel() stops a running statement that was sent with a queryId;
+// - cancel() stops a running statement that was sent with a queryId (newQueryId()),
+//   through any instance;
 // - schemaToLegacy() maps the schema answer to information_schema field names.
 //
 // The token lives in memory and in sessionStorage (this tab only, so a reload keeps
@@ -198,8 +199,10 @@ export async function disconnect() {
 }
 
 /**
- * Stops the statement sent with `{queryId}` (any instance that shares the keys may
- * be asked); answers the server's `{found, cancelled, …}`.
+ * Stops the statement (or batch) sent with `{queryId}`; any instance that shares
+ * the keys may be asked. True when it was found and stopped (its own request then
+ * answers 409 sql_cancelled), false when nothing with that id runs (404
+ * query_not_found: it finished, or on SQLite it runs on another instance).
  */
 export async function cancel(queryId) {
   const response = await fetchWithToken('/database/cancel', {
@@ -207,7 +210,13 @@ export async function cancel(queryId) {
     headers: { 'Content-Type': 'application/json' },
     body: JSON.stringify({ queryId }),
   });
-  return response.json();
+  const body = await response.json().catch(() => null);
+  if (response.ok) return true;
+  if (response.status === 404 && body?.code === 'query_not_found') return false;
+  const error = new Error(body?.error ?? `querygate answered HTTP ${response.status}`);
+  error.status = response.status;
+  error.code = body?.code;
+  throw error;
 }
 
 /** A fresh queryId for `execute` and `cancel`. */

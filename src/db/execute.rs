@@ -204,12 +204,10 @@ impl ExecLimits {
         mac.update(b"\0");
         mac.update(query_id.as_bytes());
         let digest = mac.finalize().into_bytes();
-        digest[..12]
-            .iter()
-            .fold(String::from("qg_"), |mut out, b| {
-                let _ = write!(out, "{b:02x}");
-                out
-            })
+        digest[..12].iter().fold(String::from("qg_"), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        })
     }
 
     /// A statement's fingerprint: 16 hex digits of an HMAC-SHA256 of its text.

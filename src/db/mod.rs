@@ -7,6 +7,7 @@
 //! [`pg`] (our own protocol connections), [`mysql`] (`mysql_async`), [`sqlite`]
 //! (`rusqlite`).
 
+pub(crate) mod batch;
 pub(crate) mod budget;
 pub(crate) mod error;
 pub(crate) mod execute;
@@ -166,6 +167,16 @@ impl Databases {
             }
             other => other,
         }
+    }
+
+    /// Starts a read-only batch on `params`' database (see [`batch`]).
+    pub(crate) async fn batch(
+        &self,
+        params: &ConnParams,
+        request: batch::BatchRequest,
+    ) -> Result<batch::Batch, SqlError> {
+        let (entry, _) = self.pool(params).await?;
+        Ok(batch::run(&entry.pool, request, &self.limits))
     }
 
     /// Stops the running statement tagged `tag` on `params`' database (see

@@ -149,6 +149,20 @@ impl DbPool {
         }
     }
 
+    /// Runs a read-only batch (see [`crate::db::batch`]), ending each step's
+    /// sink as its statement ends.
+    pub(crate) async fn batch(
+        &self,
+        request: &crate::db::batch::BatchRequest,
+        steps: &mut [crate::db::batch::Step],
+    ) -> Result<(), SqlError> {
+        match self {
+            Self::Postgres(pool) => pool.batch(request, steps).await,
+            Self::Mysql(pool) => pool.batch(request, steps).await,
+            Self::Sqlite(pool) => pool.batch(request, steps).await,
+        }
+    }
+
     /// Stops the running statement tagged `tag` (see
     /// [`crate::db::execute::ExecLimits::query_tag`]); whether one was found.
     /// PostgreSQL and MySQL/MariaDB find it through the server, so any instance

@@ -70,6 +70,11 @@ pub(crate) struct Execution {
 pub(crate) struct Hangup(Option<DropGuard>);
 
 impl Hangup {
+    /// Armed over `token`: dropped before [`Hangup::disarm`], it cancels it.
+    pub(crate) fn armed(token: CancellationToken) -> Self {
+        Self(Some(token.drop_guard()))
+    }
+
     /// The result was read to its end (or failed): nothing to stop.
     pub(crate) fn disarm(&mut self) {
         if let Some(guard) = self.0.take() {
@@ -105,9 +110,19 @@ pub(crate) fn channel(
     oneshot::Receiver<Result<Execution, SqlError>>,
     Hangup,
 ) {
+    let hangup = CancellationToken::new();
+    let (sink, header_rx) = channel_within(limits, hangup.clone());
+    (sink, header_rx, Hangup::armed(hangup))
+}
+
+/// A sink and its header, as [`channel`], whose engine hears of a hang-up
+/// through `hangup` (one token for the statements of a batch).
+pub(crate) fn channel_within(
+    limits: DecodeLimits,
+    hangup: CancellationToken,
+) -> (RowSink, oneshot::Receiver<Result<Execution, SqlError>>) {
     let (header, header_rx) = oneshot::channel();
     let (events, events_rx) = mpsc::channel(2);
-    let hangup = CancellationToken::new();
     let sink = RowSink {
         header: Some(header),
         events: Some(events),
@@ -116,9 +131,9 @@ pub(crate) fn channel(
         batch_bytes: 0,
         started: Instant::now(),
         budget: Budget::new(limits),
-        hangup: hangup.clone(),
+        hangup,
     };
-    (sink, header_rx, Hangup(Some(hangup.drop_guard())))
+    (sink, header_rx)
 }
 
 impl RowSink {

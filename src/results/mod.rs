@@ -14,6 +14,7 @@
 //! `#querygate-truncated` record in CSV); a CSV also carries `x-row-count` and
 //! `x-truncated`, as headers when whole, as trailers when streamed.
 
+pub(crate) mod batch;
 pub(crate) mod schema;
 mod writers;
 

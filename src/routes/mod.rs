@@ -1,6 +1,7 @@
 //! The HTTP routes, one module per area, each exporting `router()`.
 
 pub(crate) mod ai;
+pub(crate) mod batch;
 pub(crate) mod console;
 pub(crate) mod database;
 pub(crate) mod demo;
@@ -22,6 +23,7 @@ pub(crate) fn router() -> Router<AppState> {
         .merge(database::router())
         .merge(schema::router())
         .merge(query::router())
+        .merge(batch::router())
         .merge(ai::router())
         .merge(demo::router())
         .fallback(not_found)

@@ -2,12 +2,12 @@
 //! database, its rows written as they come.
 
 use axum::Extension;
+use axum::Json;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use axum::routing::post;
-use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -24,6 +24,23 @@ pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/api/database/execute", post(execute))
         .route("/api/database/cancel", post(cancel))
+}
+
+/// `maxRows` and `timeoutMs` of 0 are refused (absent ones take the defaults).
+pub(crate) fn check_limits(max_rows: Option<u64>, timeout_ms: Option<u64>) -> Result<(), AppError> {
+    if max_rows == Some(0) {
+        return Err(AppError::validation(
+            "maxRows",
+            "`maxRows` must be at least 1.",
+        ));
+    }
+    if timeout_ms == Some(0) {
+        return Err(AppError::validation(
+            "timeoutMs",
+            "`timeoutMs` must be at least 1.",
+        ));
+    }
+    Ok(())
 }
 
 /// The longest `queryId`.
@@ -74,18 +91,7 @@ impl ExecuteBody {
             .sql
             .filter(|s| !s.trim().is_empty())
             .ok_or_else(|| AppError::validation("sql", "`sql` is required: one SQL statement."))?;
-        if self.max_rows == Some(0) {
-            return Err(AppError::validation(
-                "maxRows",
-                "`maxRows` must be at least 1.",
-            ));
-        }
-        if self.timeout_ms == Some(0) {
-            return Err(AppError::validation(
-                "timeoutMs",
-                "`timeoutMs` must be at least 1.",
-            ));
-        }
+        check_limits(self.max_rows, self.timeout_ms)?;
         let rows = limits.row_cap(delivery, self.max_rows);
         let mut request = limits.request(
             sql,
@@ -118,7 +124,7 @@ impl FormatQuery {
         }
     }
 
-    fn layout(&self) -> Result<Layout, AppError> {
+    pub(crate) fn layout(&self) -> Result<Layout, AppError> {
         match self.format.as_deref() {
             None | Some("objects") => Ok(Layout::Objects),
             Some("arrays") => Ok(Layout::Arrays),

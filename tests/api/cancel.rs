@@ -85,11 +85,17 @@ async fn a_statement_started_on_one_instance_is_cancelled_through_another() {
         let before = backend(&a, &token, &engine).await;
         let query_id = format!("{engine}-9f1c2d");
         let answer = start(&a, &token, json!({ "sql": sleep, "queryId": query_id }));
-        eventually("the statement runs", || async { running(&engine).await == 1 }).await;
+        eventually("the statement runs", || async {
+            running(&engine).await == 1
+        })
+        .await;
 
         let (status, body) = cancel(&b, &token, &query_id).await;
         assert_eq!(status, 200, "{engine}: {body}");
-        assert_eq!(body, json!({"success": true, "queryId": query_id, "cancelled": true}));
+        assert_eq!(
+            body,
+            json!({"success": true, "queryId": query_id, "cancelled": true})
+        );
 
         // Well before the statement's own 30 s: the bound only keeps a failure short.
         let (status, body) = tokio::time::timeout(Duration::from_secs(10), answer)
@@ -103,7 +109,10 @@ async fn a_statement_started_on_one_instance_is_cancelled_through_another() {
             "sql_cancelled",
         );
         // The answer comes first; the session's cleanup follows it.
-        eventually("nothing left running", || async { running(&engine).await == 0 }).await;
+        eventually("nothing left running", || async {
+            running(&engine).await == 0
+        })
+        .await;
         // The one pooled connection ended its session clean and serves again.
         assert_eq!(backend(&a, &token, &engine).await, before, "{engine}");
     }
@@ -118,7 +127,10 @@ async fn only_the_same_chain_can_cancel_and_an_unknown_id_is_not_found() {
         &token,
         json!({ "sql": SLEEP_PG, "queryId": "report-42" }),
     );
-    eventually("the statement runs", || async { running("postgresql").await == 1 }).await;
+    eventually("the statement runs", || async {
+        running("postgresql").await == 1
+    })
+    .await;
 
     // Other credentials, and another connect with the same ones: another chain.
     let mut other_role = pg_body("test");
@@ -130,16 +142,27 @@ async fn only_the_same_chain_can_cancel_and_an_unknown_id_is_not_found() {
     ];
     for stranger in &strangers {
         let (status, body) = cancel(&app, stranger, "report-42").await;
-        assert_eq!((status, body["code"].as_str()), (404, Some("query_not_found")), "{body}");
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (404, Some("query_not_found")),
+            "{body}"
+        );
     }
     let (status, body) = cancel(&app, &token, "report-43").await;
-    assert_eq!((status, body["code"].as_str()), (404, Some("query_not_found")), "{body}");
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (404, Some("query_not_found")),
+        "{body}"
+    );
     assert_eq!(running("postgresql").await, 1, "still running");
 
     let (status, _) = cancel(&app, &token, "report-42").await;
     assert_eq!(status, 200);
     let (status, body) = answer.await.expect("task");
-    assert_eq!((status, body["code"].as_str()), (409, Some("sql_cancelled")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("sql_cancelled"))
+    );
 }
 
 #[tokio::test]
@@ -197,7 +220,11 @@ async fn sqlite_statements_are_cancelled_on_the_instance_that_runs_them() {
         .await
         .expect("answered once cancelled")
         .expect("task");
-    assert_eq!((status, body["code"].as_str()), (409, Some("sql_cancelled")), "{body}");
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("sql_cancelled")),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -221,13 +248,21 @@ async fn a_client_that_hangs_up_frees_the_backend_at_once() {
             body.len()
         );
         socket.write_all(request.as_bytes()).await.expect("send");
-        eventually("the statement runs", || async { running(&engine).await == 1 }).await;
-        drop(socket);
-        // `eventually` gives up after 15 s, half the statement's own 30 s.
-        eventually("the statement stopped when the client went away", || async {
-            running(&engine).await == 0
+        eventually("the statement runs", || async {
+            running(&engine).await == 1
         })
         .await;
-        assert_eq!(backend(&app, &token, &engine).await, before, "{engine}: reused");
+        drop(socket);
+        // `eventually` gives up after 15 s, half the statement's own 30 s.
+        eventually(
+            "the statement stopped when the client went away",
+            || async { running(&engine).await == 0 },
+        )
+        .await;
+        assert_eq!(
+            backend(&app, &token, &engine).await,
+            before,
+            "{engine}: reused"
+        );
     }
 }

@@ -14,6 +14,7 @@ mod common;
 
 mod ai;
 mod attacks;
+mod batch;
 mod cancel;
 mod cli;
 mod connect;

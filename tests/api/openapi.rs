@@ -22,9 +22,16 @@ async fn document(app: &TestApp) -> Value {
 
 /// Asserts that `instance` validates against `components.schemas.<name>`.
 fn assert_conforms(doc: &Value, name: &str, instance: &Value) {
-    let schema = &doc["components"]["schemas"][name];
-    assert!(schema.is_object(), "no schema {name} in openapi.yaml");
-    let validator = jsonschema::draft202012::new(schema)
+    assert!(
+        doc["components"]["schemas"][name].is_object(),
+        "no schema {name} in openapi.yaml"
+    );
+    // The document's components as the root, so that `$ref`s between schemas resolve.
+    let schema = json!({
+        "$ref": format!("#/components/schemas/{name}"),
+        "components": doc["components"],
+    });
+    let validator = jsonschema::draft202012::new(&schema)
         .unwrap_or_else(|e| panic!("schema {name} is invalid: {e}"));
     let errors: Vec<String> = validator
         .iter_errors(instance)
@@ -65,6 +72,8 @@ async fn documented_paths_are_exactly_the_served_ones() {
         "GET /api/database/status",
         "GET /api/database/schema",
         "POST /api/database/execute",
+        "POST /api/database/batch",
+        "POST /api/database/cancel",
         "POST /api/database/refresh",
         "POST /api/database/disconnect",
         "POST /api/generate-sql",
@@ -141,6 +150,15 @@ async fn real_responses_conform_to_the_documented_schemas() {
             .expect("request");
         let (_, arrays) = read(arrays).await;
         assert_conforms(&doc, "ExecuteResponse", &arrays);
+        let batch =
+            json!({"statements": [{"sql": "SELECT 1 AS a"}, {"sql": "SELECT * FROM nowhere"}]});
+        let (status, batched) = read(
+            app.post_json("/api/database/batch", &batch, Some(&token))
+                .await,
+        )
+        .await;
+        assert_eq!(status, 200, "{batched}");
+        assert_conforms(&doc, "BatchResponse", &batched);
         let (_, refreshed) = read(app.refresh(&token).await).await;
         assert_conforms(&doc, "TokenResponse", &refreshed);
         let (_, gone) = read(app.disconnect(&token).await).await;
@@ -179,6 +197,16 @@ async fn real_responses_conform_to_the_documented_schemas() {
             .1,
         app.sql(&token, "DELETE FROM customers").await.1,
         app.sql(&token, "SELECT * FROM nowhere").await.1,
+        read(
+            app.post_json(
+                "/api/database/cancel",
+                &json!({"queryId": "none"}),
+                Some(&token),
+            )
+            .await,
+        )
+        .await
+        .1,
     ];
     for error in &errors {
         assert_conforms(&doc, "Error", error);

@@ -204,6 +204,37 @@ for (const [where, setup] of [
       assert.deepEqual(restored, { status: null, ended: ['token_expired'], stored: null });
     });
 
+    it('cancel stops a statement sent with a queryId; an unknown id is false', TEST, async () => {
+      const { origin, base } = setup();
+      const { page } = await open(origin, base);
+      await connectDemo(page);
+      const result = await page.evaluate(async () => {
+        const qg = window.querygate;
+        const queryId = qg.newQueryId();
+        const running = qg.fetchWithToken('/database/execute', {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify({
+            sql: 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c',
+            queryId,
+          }),
+        });
+        let cancelled = false;
+        for (let attempt = 0; attempt < 100 && !cancelled; attempt += 1) {
+          cancelled = await qg.cancel(queryId);
+          if (!cancelled) await new Promise((r) => setTimeout(r, 50));
+        }
+        const response = await running;
+        return {
+          cancelled,
+          status: response.status,
+          code: (await response.json()).code,
+          unknown: await qg.cancel(qg.newQueryId()),
+        };
+      });
+      assert.deepEqual(result, { cancelled: true, status: 409, code: 'sql_cancelled', unknown: false });
+    });
+
     it('disconnect tells the server and forgets the token', TEST, async () => {
       const { origin, base } = setup();
       const { page, requests } = await open(origin, base);

@@ -290,6 +290,32 @@ for (const key of ORIGINS) {
       await assertClean(page, seen);
     });
 
+    flow('a running statement shows its time and Cancel stops it; a failed run clears the old result', async (t) => {
+      const { page, seen } = await openConsole(t, target);
+      await connectDemo(page);
+      await runSql(page, 'select 1 as earlier');
+      await page.locator('#result-status', { hasText: /^1 row/ }).waitFor();
+      // Counts until its limit (30 s) unless cancelled.
+      const endless = 'WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c';
+      const requested = page.waitForRequest((r) => r.url().includes('/api/database/execute'));
+      const answer = runSql(page, endless);
+      const sent = (await requested).postDataJSON();
+      await page.locator('#run-status', { hasText: /^Running for \d+\.\d s/ }).waitFor();
+      assert.match(sent.queryId, /^[0-9a-f-]{36}$/, 'the statement is named');
+      const cancelled = page.waitForResponse((r) => r.url().includes('/api/database/cancel'));
+      await page.getByRole('button', { name: 'Cancel' }).click();
+      assert.equal((await cancelled).status(), 200);
+      assert.deepEqual((await cancelled).request().postDataJSON(), { queryId: sent.queryId });
+      assert.equal((await answer).status(), 409);
+      const alert = page.locator('#work-error', { hasText: 'The statement was cancelled.' });
+      await alert.waitFor();
+      assert.match(await alert.textContent(), /sql_cancelled/);
+      assert.equal(await page.locator('#result').isHidden(), true, 'the earlier result is gone');
+      assert.equal(await page.locator('#cancel').isHidden(), true);
+      assert.equal(await page.locator('#run-status').textContent(), '');
+      await assertClean(page, seen);
+    });
+
     flow('a large result that fails after its first rows shows the rows and the error', async (t) => {
       const { page, seen } = await openConsole(t, target);
       await connectDemo(page);

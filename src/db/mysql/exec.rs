@@ -31,6 +31,9 @@ enum Read {
     /// budget): rows may be left unread, so the session is closed (see
     /// [`MyPool::close_unread`]); the result's outcome.
     Abandoned(Result<bool, SqlError>),
+    /// Cut early, the rest read and dropped so that the session goes on (a
+    /// batch); the result's outcome.
+    Drained(Result<bool, SqlError>),
 }
 
 impl MyPool {
@@ -54,7 +57,10 @@ impl MyPool {
             sink.restart_clock();
             // A statement the client named carries its tag in a leading comment:
             // the process list shows it, and `cancel` finds it there.
-            let tagged = request.tag.as_ref().map(|tag| format!("/*{tag}*/ {}", request.sql));
+            let tagged = request
+                .tag
+                .as_ref()
+                .map(|tag| format!("/*{tag}*/ {}", request.sql));
             let text = tagged.as_deref().unwrap_or(&request.sql);
             let statement = match conn.prep(text).await {
                 Ok(statement) => statement,
@@ -73,10 +79,15 @@ impl MyPool {
             let deadline = Instant::now() + request.timeout + Duration::from_secs(1);
             let id = conn.id();
             let hangup = sink.hangup();
-            let run = self.kill_on_hangup(self.run(&mut conn, statement, request, sink), &hangup, id);
+            let run = self.kill_on_hangup(
+                self.run(&mut conn, statement, request, sink, false),
+                &hangup,
+                id,
+            );
             let read = tokio::time::timeout_at(deadline.into(), run).await;
             return match read {
                 Ok(Ok(Read::Complete)) => Ok(false),
+                Ok(Ok(Read::Drained(outcome))) => outcome,
                 Ok(Ok(Read::Abandoned(outcome))) => {
                     tokio::spawn(self.clone().close_unread(conn, id));
                     outcome
@@ -91,6 +102,74 @@ impl MyPool {
                 }
             };
         }
+    }
+
+    /// Runs a batch (see [`crate::db::batch`]) in one `REPEATABLE READ`
+    /// read-only transaction with a consistent snapshot, ending each step's sink
+    /// as its statement ends. A failing statement does not end the transaction;
+    /// a lost session or the batch's deadline ends the batch.
+    pub(crate) async fn batch(
+        &self,
+        request: &crate::db::batch::BatchRequest,
+        steps: &mut [crate::db::batch::Step],
+    ) -> Result<(), SqlError> {
+        const BEGIN: &str = "COMMIT; SET TRANSACTION ISOLATION LEVEL REPEATABLE READ; \
+                             START TRANSACTION READ ONLY, WITH CONSISTENT SNAPSHOT";
+        let mut retried = false;
+        let mut conn = loop {
+            let mut conn = self.connection().await?;
+            match conn.query_drop(BEGIN).await {
+                Ok(()) => break conn,
+                Err(error) if is_connection_loss(&error) && !retried => retried = true,
+                Err(error) => return Err(statement_error(&error, "", self.max_row_bytes)),
+            }
+        };
+        if request.timeout != self.default_timeout {
+            let ms = u64::try_from(request.timeout.as_millis())
+                .unwrap_or(u64::MAX)
+                .max(1);
+            conn.query_drop(statement_limit(self.mariadb, ms))
+                .await
+                .map_err(|e| statement_error(&e, "", self.max_row_bytes))?;
+        }
+        let deadline = Instant::now() + request.timeout + Duration::from_secs(1);
+        let id = conn.id();
+        for step in steps.iter_mut() {
+            let (statement, sink) = (&step.request, &mut step.sink);
+            sink.restart_clock();
+            let tagged = request
+                .tag
+                .as_ref()
+                .map(|tag| format!("/*{tag}*/ {}", statement.sql));
+            let text = tagged.as_deref().unwrap_or(&statement.sql);
+            let hangup = sink.hangup();
+            let work = async {
+                let prepared = conn
+                    .prep(text)
+                    .await
+                    .map_err(|e| statement_error(&e, &statement.sql, self.max_row_bytes))?;
+                self.run(&mut conn, prepared, statement, sink, true).await
+            };
+            let read =
+                tokio::time::timeout_at(deadline.into(), self.kill_on_hangup(work, &hangup, id));
+            let outcome = match read.await {
+                Ok(Ok(Read::Complete)) => Ok(false),
+                Ok(Ok(Read::Drained(outcome) | Read::Abandoned(outcome))) => outcome,
+                Ok(Err(error)) => Err(error),
+                Err(_) => {
+                    self.kill_query(id).await;
+                    return Err(SqlError::timeout());
+                }
+            };
+            let lost = matches!(&outcome, Err(SqlError::Connection(_)));
+            step.sink.end(outcome).await;
+            if lost {
+                return Err(SqlError::Connection(
+                    crate::db::error::DbError::ConnectionRefused,
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Awaits `run`; if the client goes away first, stops the statement with
@@ -123,12 +202,16 @@ impl MyPool {
             .map_err(|e| SqlError::Connection(super::connect_error(&e)))
     }
 
+    /// Executes `statement`, streaming its rows into `sink`. With `keep`, a
+    /// result cut early (the cap, the decode budget) is read to its end and
+    /// dropped, so that the session can run the next statement of a batch.
     async fn run(
         &self,
         conn: &mut Conn,
         statement: mysql_async::Statement,
         request: &ExecRequest,
         sink: &mut RowSink,
+        keep: bool,
     ) -> Result<Read, SqlError> {
         let params: Vec<_> = request.params.iter().map(values::param).collect();
         let params = if params.is_empty() {
@@ -153,21 +236,29 @@ impl MyPool {
             bigint_as_string: request.bigint_as_string,
         };
         let mut count = 0;
+        let mut cut = None;
         while let Some(row) = result.next().await.map_err(|e| fail(&e))? {
-            if hung_up {
+            if hung_up || cut.is_some() {
                 continue;
             }
             count += 1;
-            if count > request.max_rows {
-                return Ok(Read::Abandoned(Ok(true)));
-            }
-            let row = match convert(row, &kinds, render, sink.start_row()) {
-                Ok(row) => row,
-                Err(over) => return Ok(Read::Abandoned(over.outcome())),
+            let outcome = if count > request.max_rows {
+                Ok(true)
+            } else {
+                match convert(row, &kinds, render, sink.start_row()) {
+                    Ok(row) => {
+                        hung_up = sink.row(row).await.is_err();
+                        continue;
+                    }
+                    Err(over) => over.outcome(),
+                }
             };
-            hung_up = sink.row(row).await.is_err();
+            if !keep {
+                return Ok(Read::Abandoned(outcome));
+            }
+            cut = Some(outcome);
         }
-        Ok(Read::Complete)
+        Ok(cut.map_or(Read::Complete, Read::Drained))
     }
 
     /// Closes a session that has rows left unread, off the request path. The
@@ -221,7 +312,9 @@ impl MyPool {
         };
         tokio::time::timeout(self.wait, work)
             .await
-            .unwrap_or(Err(SqlError::Connection(crate::db::error::DbError::Timeout)))
+            .unwrap_or(Err(SqlError::Connection(
+                crate::db::error::DbError::Timeout,
+            )))
     }
 
     /// `KILL QUERY` for the statement running on connection `id`, from a

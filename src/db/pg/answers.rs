@@ -113,7 +113,9 @@ pub(super) async fn read_statement(
     loop {
         match conn.recv().await? {
             Message::DataRow(_) if hung_up => {}
-            Message::CommandComplete(_) | Message::PortalSuspended | Message::EmptyQueryResponse
+            Message::CommandComplete(_)
+            | Message::PortalSuspended
+            | Message::EmptyQueryResponse
                 if hung_up =>
             {
                 return Err(Stop::HungUp);

@@ -143,22 +143,37 @@ pub(crate) async fn run(
     }
     sink.restart_clock();
     let sent = Instant::now();
-    // Everything the flight answers arrives within the statement's limit and a
-    // second: past it, the server did not cancel in time, so querygate asks it
-    // to and never reuses this half-read connection.
-    let deadline = Instant::now() + request.timeout + Duration::from_secs(1);
-    let (address, key) = (conn.address, conn.backend_key);
     let hangup = sink.hangup();
+    let (address, key) = (conn.address, conn.backend_key);
     let answers = read_answers(conn, (setup, sent), request, sink, types);
-    let answers = cancel_on_hangup(answers, &hangup, address, key);
-    let Ok(attempt) = tokio::time::timeout_at(deadline.into(), answers).await else {
+    let flight = await_flight(answers, &hangup, (address, key), sent + request.timeout);
+    let Some(attempt) = flight.await else {
         conn.mark_broken();
-        if let Some(key) = key {
-            tokio::spawn(super::startup::cancel(address, key));
-        }
         return Attempt::Done(Err(SqlError::timeout()));
     };
     attempt
+}
+
+/// Awaits a flight's `answers`. Everything a flight answers arrives within its
+/// `limit` and a second: past it, the server did not cancel in time, so
+/// querygate asks it to and answers `None` (the caller never reuses the
+/// half-read connection). A client that goes away first gets its statement
+/// cancelled at once ([`cancel_on_hangup`]).
+pub(super) async fn await_flight<T>(
+    answers: impl Future<Output = T>,
+    hangup: &tokio_util::sync::CancellationToken,
+    (address, key): (std::net::SocketAddr, Option<(i32, i32)>),
+    limit: Instant,
+) -> Option<T> {
+    let deadline = limit + Duration::from_secs(1);
+    let answers = cancel_on_hangup(answers, hangup, address, key);
+    let answered = tokio::time::timeout_at(deadline.into(), answers).await.ok();
+    if answered.is_none()
+        && let Some(key) = key
+    {
+        tokio::spawn(super::startup::cancel(address, key));
+    }
+    answered
 }
 
 /// PostgreSQL answers `57014` both when the statement reached its time limit and
@@ -176,7 +191,7 @@ pub(super) fn cancel_or_timeout(error: SqlError, sent: Instant, limit: Duration)
 /// `CancelRequest` on a connection of its own) to stop the statement and goes
 /// on reading: the statement ends with an error, the rest of the flight (or the
 /// cleanup after it) runs as usual, and the connection stays poolable.
-pub(super) async fn cancel_on_hangup<T>(
+async fn cancel_on_hangup<T>(
     answers: impl Future<Output = T>,
     hangup: &tokio_util::sync::CancellationToken,
     address: std::net::SocketAddr,
@@ -236,7 +251,7 @@ async fn read_answers(
 
 /// A failure before the statement's results: retry when the server said nothing
 /// at all, or only that it was ending this session (nothing of the flight ran).
-fn early_failure<T>(conn: &PgConn, error: &WireError) -> Attempt<T> {
+pub(super) fn early_failure<T>(conn: &PgConn, error: &WireError) -> Attempt<T> {
     let retry = matches!(error, WireError::Ending { .. }) || !conn.answered();
     let error = wire_error(error);
     if retry {
@@ -248,7 +263,7 @@ fn early_failure<T>(conn: &PgConn, error: &WireError) -> Attempt<T> {
 
 /// The end of the envelope (`ROLLBACK`, then `DISCARD ALL`); any surprise
 /// closes the connection instead of pooling it.
-async fn end_envelope(conn: &mut PgConn) {
+pub(super) async fn end_envelope(conn: &mut PgConn) {
     match finish(conn).await {
         Ok(Ok(())) => {}
         Ok(Err(fields)) => {

@@ -11,6 +11,7 @@
 //! request sent once more, only when the server acknowledged nothing of it.
 
 mod answers;
+mod batch;
 mod bind;
 mod catalog;
 mod conn;
@@ -194,6 +195,28 @@ impl PgPool {
         }
     }
 
+    /// Runs a batch in one flight (see [`batch`]), ending each step's sink as
+    /// its statement ends; a dead pooled connection found before anything was
+    /// answered is replaced once.
+    pub(crate) async fn batch(
+        &self,
+        request: &crate::db::batch::BatchRequest,
+        steps: &mut [crate::db::batch::Step],
+    ) -> Result<(), SqlError> {
+        let mut retried = false;
+        loop {
+            let mut conn = self.get().await?;
+            match batch::run(&mut conn, request, steps, &self.types).await {
+                Attempt::Done(result) => return result,
+                Attempt::Retry(error) if retried => return Err(error),
+                Attempt::Retry(_) => {
+                    conn.mark_broken();
+                    retried = true;
+                }
+            }
+        }
+    }
+
     /// Plans `sql` in the read-only envelope without running it; refuses a plan
     /// that would write (a `ModifyTable` node, such as a writable `WITH`).
     pub(crate) async fn validate(&self, request: &ExecRequest) -> Result<(), SqlError> {
@@ -258,10 +281,7 @@ impl PgPool {
             bytes: 64 * 1024,
         };
         let results = self.catalog(&queries, cap).await?;
-        Ok(results
-            .iter()
-            .flatten()
-            .any(|row| row.string(0) == "true"))
+        Ok(results.iter().flatten().any(|row| row.string(0) == "true"))
     }
 
     /// Whether two handles share one pool.

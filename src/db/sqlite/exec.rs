@@ -33,10 +33,16 @@ impl LitePool {
         let permit = self.permit().await?;
         let (path, max_row_bytes) = (std::sync::Arc::clone(&self.path), self.max_row_bytes);
         let stop = std::sync::Arc::new(StopFlag::default());
-        let _listed = request.tag.as_deref().map(|tag| self.running.enter(tag, &stop));
+        let _listed = request
+            .tag
+            .as_deref()
+            .map(|tag| self.running.enter(tag, &stop));
         let hangup = sink.hangup();
-        let (request, handle, thread_stop) =
-            (request.clone(), Handle::current(), std::sync::Arc::clone(&stop));
+        let (request, handle, thread_stop) = (
+            request.clone(),
+            Handle::current(),
+            std::sync::Arc::clone(&stop),
+        );
         let mut moved = sink.take();
         let work = tokio::task::spawn_blocking(move || {
             let _permit = permit;
@@ -52,19 +58,12 @@ impl LitePool {
             };
             (outcome, moved)
         });
-        tokio::pin!(work);
-        let done = tokio::select! {
-            biased;
-            done = &mut work => done,
-            () = hangup.cancelled() => {
-                stop.hang_up();
-                work.await
-            }
-        };
-        let (outcome, returned) = done.map_err(|error| {
-            tracing::error!(%error, "a SQLite statement's thread failed");
-            SqlError::refused(ErrorCode::SqlError, "the statement could not be completed")
-        })?;
+        let (outcome, returned) = stop_on_hangup(work, &hangup, &stop)
+            .await
+            .map_err(|error| {
+                tracing::error!(%error, "a SQLite statement's thread failed");
+                SqlError::refused(ErrorCode::SqlError, "the statement could not be completed")
+            })?;
         *sink = returned;
         match outcome {
             Err(error) if stop.cancelled() && error.code() == ErrorCode::SqlTimeout => {
@@ -72,6 +71,78 @@ impl LitePool {
             }
             other => other,
         }
+    }
+
+    /// Runs a batch (see [`crate::db::batch`]) in one read transaction on one
+    /// connection, ending each step's sink as its statement ends; the batch's
+    /// limit is shared by its statements.
+    pub(crate) async fn batch(
+        &self,
+        request: &crate::db::batch::BatchRequest,
+        steps: &mut [crate::db::batch::Step],
+    ) -> Result<(), SqlError> {
+        let permit = self.permit().await?;
+        let (path, max_row_bytes) = (std::sync::Arc::clone(&self.path), self.max_row_bytes);
+        let stop = std::sync::Arc::new(StopFlag::default());
+        let _listed = request
+            .tag
+            .as_deref()
+            .map(|tag| self.running.enter(tag, &stop));
+        let Some(hangup) = steps.first().map(|step| step.sink.hangup()) else {
+            return Ok(());
+        };
+        let mut moved: Vec<(ExecRequest, RowSink)> = steps
+            .iter_mut()
+            .map(|step| (step.request.clone(), step.sink.take()))
+            .collect();
+        let (handle, thread_stop, limit) = (
+            Handle::current(),
+            std::sync::Arc::clone(&stop),
+            request.timeout,
+        );
+        let work = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let conn = super::open(&path, max_row_bytes).map_err(|e| connect_error(&e))?;
+            // A read transaction: every statement reads the same snapshot.
+            conn.execute_batch("BEGIN")
+                .map_err(|e| statement_error(&e, "", max_row_bytes))?;
+            let deadline = Instant::now() + limit;
+            for (statement, sink) in &mut moved {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let outcome = if left.is_zero() {
+                    Err(SqlError::timeout())
+                } else {
+                    let request = ExecRequest {
+                        timeout: left,
+                        ..statement.clone()
+                    };
+                    run(
+                        &conn,
+                        &request,
+                        sink,
+                        &handle,
+                        (max_row_bytes, &thread_stop),
+                    )
+                };
+                let outcome = match outcome {
+                    Err(error)
+                        if thread_stop.cancelled() && error.code() == ErrorCode::SqlTimeout =>
+                    {
+                        Err(SqlError::cancelled())
+                    }
+                    other => other,
+                };
+                handle.block_on(sink.end(outcome));
+            }
+            let _ = conn.execute_batch("COMMIT");
+            Ok::<(), SqlError>(())
+        });
+        stop_on_hangup(work, &hangup, &stop)
+            .await
+            .map_err(|error| {
+                tracing::error!(%error, "a SQLite batch's thread failed");
+                SqlError::refused(ErrorCode::SqlError, "the batch could not be completed")
+            })?
     }
 
     /// Stops the statement tagged `tag` if it runs on this file on this
@@ -104,6 +175,24 @@ impl LitePool {
             Ok(())
         })
         .await?
+    }
+}
+
+/// Awaits a statement's blocking `work`; a client that goes away first sets
+/// `stop`, which SQLite's progress handler reads, and the work ends soon after.
+async fn stop_on_hangup<T>(
+    work: tokio::task::JoinHandle<T>,
+    hangup: &tokio_util::sync::CancellationToken,
+    stop: &StopFlag,
+) -> Result<T, tokio::task::JoinError> {
+    tokio::pin!(work);
+    tokio::select! {
+        biased;
+        done = &mut work => done,
+        () = hangup.cancelled() => {
+            stop.hang_up();
+            work.await
+        }
     }
 }
 

@@ -275,7 +275,9 @@ struct Listed {
 impl Drop for Listed {
     fn drop(&mut self) {
         if let Ok(mut map) = self.running.0.lock()
-            && map.get(&self.tag).is_some_and(|s| Arc::ptr_eq(s, &self.stop))
+            && map
+                .get(&self.tag)
+                .is_some_and(|s| Arc::ptr_eq(s, &self.stop))
         {
             map.remove(&self.tag);
         }
