@@ -30,8 +30,15 @@ QUERYGATE_KEYS="bench:$secret" SQLITE_DIR="$work/sqlite" HOST=127.0.0.1 PORT=$PO
   RATE_LIMIT_MAX_REQUESTS=0 SCHEMA_CACHE_TTL_SECS=0 RUST_LOG=warn \
   timeout 600 "$BIN" >"$work/server.log" 2>&1 &
 pids+=($!)
+# A second instance with the same keys and no shared store: cancels go there.
+QUERYGATE_KEYS="bench:$secret" SQLITE_DIR="$work/sqlite2" HOST=127.0.0.1 PORT=$((PORT + 1)) \
+  RATE_LIMIT_MAX_REQUESTS=0 RUST_LOG=warn \
+  timeout 600 "$BIN" >"$work/server2.log" 2>&1 &
+pids+=($!)
 for _ in $(seq 1 100); do
-  curl -fs "http://127.0.0.1:$PORT/api/health" >/dev/null && grep -q ready "$work"/proxy-*.log 2>/dev/null && break
+  curl -fs "http://127.0.0.1:$PORT/api/health" >/dev/null &&
+    curl -fs "http://127.0.0.1:$((PORT + 1))/api/health" >/dev/null &&
+    grep -q ready "$work"/proxy-*.log 2>/dev/null && break
   sleep 0.1
 done
 
@@ -40,4 +47,5 @@ echo "### Latency with the database ${rtt} ms away, $(date -u +%Y-%m-%d)"
 echo
 echo "Command: \`bash scripts/bench-latency.sh $DELAY\`. Machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -sr); PostgreSQL $(psql -h 127.0.0.1 -U postgres -Atc 'SHOW server_version' | cut -d' ' -f1), MariaDB $(mariadb -h127.0.0.1 -uroot -Nse 'SELECT VERSION()' | cut -d- -f1); querygate release build; a delay proxy adding ${DELAY} ms each way."
 echo
-timeout 600 python3 scripts/bench_latency.py "http://127.0.0.1:$PORT" "$PG_PROXY" "$MY_PROXY" "$rtt"
+timeout 600 python3 scripts/bench_latency.py "http://127.0.0.1:$PORT" "$PG_PROXY" "$MY_PROXY" "$rtt" \
+  "http://127.0.0.1:$((PORT + 1))"

@@ -2,7 +2,9 @@
 """Latency of querygate's requests against databases put far away by
 scripts/delay_proxy.py, in milliseconds and in round trips to the database.
 
-    python3 scripts/bench_latency.py BASE_URL PG_PORT MYSQL_PORT RTT_MS
+    python3 scripts/bench_latency.py BASE_URL PG_PORT MYSQL_PORT RTT_MS [OTHER_URL]
+
+With OTHER_URL (another instance with the same keys), cancels are sent there.
 
 One client, requests one after another on a kept-alive HTTP connection, so the
 figures are the latency a user sees. Prints a Markdown table.
@@ -32,9 +34,9 @@ def request(conn, method, path, body=None, token=None, headers=None):
     return elapsed, json.loads(data) if data else None
 
 
-def cancel_latencies(url, token, sleep_sql, samples):
-    """Starts a long statement with a queryId on one connection, cancels it from
-    another as soon as it runs, and times cancel-sent to answer-received."""
+def cancel_latencies(url, other, token, sleep_sql, samples):
+    """Starts a long statement with a queryId on `url`, cancels it through
+    `other` as soon as it runs, and times cancel-sent to answer-received."""
     results = []
     for i in range(samples):
         query_id = f"bench-{time.time_ns()}-{i}"
@@ -52,7 +54,7 @@ def cancel_latencies(url, token, sleep_sql, samples):
 
         worker = threading.Thread(target=run)
         worker.start()
-        conn = http.client.HTTPConnection(url.hostname, url.port)
+        conn = http.client.HTTPConnection(other.hostname, other.port)
         sent = None
         for _ in range(500):
             started = time.perf_counter()
@@ -79,6 +81,7 @@ def percentile(values, fraction):
 def main():
     base, pg_port, my_port, rtt = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
     url = urllib.parse.urlparse(base)
+    other = urllib.parse.urlparse(sys.argv[5]) if len(sys.argv) > 5 else url
     conn = http.client.HTTPConnection(url.hostname, url.port)
     engines = {
         "PostgreSQL": {"dbType": "postgresql", "host": "127.0.0.1", "port": pg_port, "username": "postgres",
@@ -105,10 +108,10 @@ def main():
         three = {"statements": [{"sql": "SELECT 1 AS a"}, {"sql": "SELECT 2 AS b"}, {"sql": "SELECT 3 AS c"}]}
         batches = [request(conn, "POST", "/api/database/batch", three, token)[0] for _ in range(200)]
         sleep_sql = "SELECT pg_sleep(30)" if body["dbType"] == "postgresql" else "SELECT SLEEP(30)"
-        cancels = cancel_latencies(url, token, sleep_sql, 10)
+        cancels = cancel_latencies(url, other, token, sleep_sql, 10)
         for what, values in [("execute SELECT 1", executes), ("batch of three", batches),
                              ("schema (no-cache)", schemas), ("connect (fresh pool)", connects),
-                             ("cancel sent → cancelled answer", cancels)]:
+                             ("cancel through the other instance → cancelled answer", cancels)]:
             p50, p99 = percentile(values, 0.5), percentile(values, 0.99)
             rows.append(f"| {name} | {what} | {len(values)} | {p50:.1f} ms | {p99:.1f} ms | "
                         f"{p50 / rtt:.1f} | {statistics.mean(values):.1f} ms |")
